@@ -1,0 +1,39 @@
+"""Shared test set-up: headless Qt, small thread counts, and a clean exit status.
+
+PySide6 6.11/6.12 with pyqtgraph 0.14 can crash at interpreter exit after every test passed
+(rc 134/139). We end the process ourselves with pytest's real exit status once it is known.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np
+import pytest
+
+_exit_status: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status["rc"] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    rc = _exit_status.get("rc")
+    if rc is None or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    if "PySide6" not in __import__("sys").modules:
+        return
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
