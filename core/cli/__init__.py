@@ -1,1 +1,63 @@
-"""deblur."""
+"""`deblur`: the command line (predict, models, simulate, bench).
+
+Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
+Bad input exits 2 with one plain line on stderr; a traceback is never shown for a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from core import __version__
+
+SUBCOMMANDS = ["predict", "models", "simulate", "bench"]
+
+
+class UserError(Exception):
+    """An error caused by the input: printed as one line, exit code 2."""
+
+
+def fail(message: str) -> int:
+    """Print `deblur: error: message` on stderr and return exit code 2."""
+    print(f"deblur: error: {message}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deblur",
+        description="Repair out-of-focus regions in microscopy images.",
+    )
+    parser.add_argument("--version", action="version", version=f"deblur {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module_name = f"core.cli.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("deblur: cancelled; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

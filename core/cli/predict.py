@@ -1,0 +1,181 @@
+"""`deblur predict`: restore the blurred regions of one or more images.
+
+The output has the input's shape, dtype and metadata; pixels outside every ROI are identical to
+the input; the input file is never touched and an existing output is not replaced unless
+--overwrite is given. The output is written only after the restoration succeeded, atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.cli import UserError, fail
+
+OUT_SUFFIX = "_deblurred"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="restore blurred regions of images",
+        description="Restore the out-of-focus regions of one or more images. Pixels outside the "
+                    "regions are left exactly as they were.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF/PNG/JPEG image(s)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="output file for one input, or a folder (for several inputs)")
+    p.add_argument("--model", default="richardson-lucy", help="model name (see `deblur models`)")
+    roi = p.add_argument_group("regions (default: the whole image)")
+    roi.add_argument("--roi", action="append", default=[], metavar="FILE|x,y,w,h",
+                     help="a ROI file (JSON) or a rectangle x,y,w,h in pixels; may be repeated")
+    roi.add_argument("--auto-roi", action="store_true", help="detect the blurred regions automatically")
+    roi.add_argument("--feather", type=float, default=None,
+                     help="edge softness in pixels (default: the ROI file's value, else 16)")
+    p.add_argument("--tile", type=int, default=256, help="tile size in pixels")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (diffusion models)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="weights trained with deblur-train (.safetensors)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a model setting, e.g. psf_radius=6 (see `deblur models`)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _model_params(args: argparse.Namespace) -> dict:
+    params: dict = {}
+    for item in args.param:
+        if "=" not in item:
+            raise UserError(f"--param {item!r} must look like NAME=VALUE")
+        key, value = item.split("=", 1)
+        params[key.strip().replace("-", "_")] = value.strip()
+    if args.steps is not None:
+        params["steps"] = args.steps
+    return params
+
+
+def _rois_from_args(args: argparse.Namespace, image) -> "object | None":
+    """RoiSet from --roi / --auto-roi, or None for the whole field."""
+    from core.roi import RoiSet, load_rois, parse_rect
+
+    if args.auto_roi and args.roi:
+        raise UserError("use either --roi or --auto-roi, not both")
+    if args.auto_roi:
+        from core.focus import auto_rois
+
+        rois = auto_rois(image)
+    elif args.roi:
+        rois = RoiSet()
+        feathers = []
+        for item in args.roi:
+            if Path(item).suffix.lower() == ".json" or Path(item).exists():
+                loaded = load_rois(item)
+                rois.rois.extend(loaded.rois)
+                feathers.append(loaded.feather)
+            else:
+                rois.rois.append(parse_rect(item))
+        if feathers:
+            rois.feather = feathers[0]
+    else:
+        return None
+    if args.feather is not None:
+        if args.feather < 0:
+            raise UserError("--feather must not be negative")
+        rois.feather = args.feather
+    return rois
+
+
+def _shape_yx(image) -> tuple[int, int]:
+    return image.data.shape[image.axes.index("Y")], image.data.shape[image.axes.index("X")]
+
+
+def output_path(inp: Path, out: Path, many: bool) -> Path:
+    """OUT itself for one input; OUT/<stem>_deblurred<suffix> when OUT is a folder."""
+    if many or out.is_dir():
+        suffix = inp.suffix.lower() if inp.suffix.lower() in (".tif", ".tiff", ".png") else ".tif"
+        return out / f"{inp.stem}{OUT_SUFFIX}{suffix}"
+    return out
+
+
+def _progress_bar(name: str, quiet: bool):
+    if quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=name, unit="tile", disable=None, leave=False, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from core.devices import DeviceError
+    from core.engine import restore
+    from core.io import ImageError, read_image, write_image
+    from core.models.registry import get_entry, load_model
+    from core.roi import RoiError, roi_mask
+
+    out = Path(args.out)
+    inputs = [Path(p) for p in args.inputs]
+    many = len(inputs) > 1
+    if many:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{out} must be a folder when several inputs are given")
+        out.mkdir(parents=True, exist_ok=True)
+    elif out.suffix.lower() not in (".tif", ".tiff", ".png") and not out.is_dir():
+        raise UserError(f"{out}: the output must end in .tif, .tiff or .png (or be a folder)")
+    if args.tile < 16:
+        raise UserError("--tile must be at least 16 pixels")
+    if not 0 <= args.overlap < args.tile:
+        raise UserError("--overlap must be between 0 and the tile size")
+
+    try:
+        get_entry(args.model)
+        model = load_model(args.model, weights=args.weights, device=args.device, **_model_params(args))
+    except (ValueError, DeviceError) as exc:
+        raise UserError(str(exc)) from None
+
+    failures = 0
+    for inp in inputs:
+        dest = output_path(inp, out, many)
+        try:
+            if dest.exists() and not args.overwrite:
+                raise UserError(f"{dest} already exists (use --overwrite to replace it)")
+            if dest.exists() and inp.exists() and dest.resolve() == inp.resolve():
+                raise UserError(f"{dest} is the input file; deblur never overwrites an original")
+            image = read_image(inp)
+            rois = _rois_from_args(args, image)
+            if rois is not None:
+                if len(rois) == 0:
+                    print(f"deblur: {inp}: no blurred region found; the output is an unchanged copy",
+                          file=sys.stderr)
+                elif not np.any(roi_mask(rois, _shape_yx(image))):
+                    raise UserError(f"{inp}: none of the regions overlaps the image")
+            bar, update = _progress_bar(inp.name, args.quiet)
+            try:
+                result = restore(image, model, rois, tile=args.tile, overlap=args.overlap,
+                                 seed=args.seed, progress=update)
+            finally:
+                if bar is not None:
+                    bar.close()
+            write_image(dest, result, overwrite=args.overwrite)
+            if not args.quiet:
+                print(f"{inp} -> {dest}", file=sys.stderr)
+        except (ImageError, RoiError, UserError) as exc:
+            failures += 1
+            fail(str(exc))
+        except ValueError as exc:
+            failures += 1
+            fail(f"{inp}: {exc}")
+    return 2 if failures else 0

@@ -1,0 +1,239 @@
+"""Regions of interest: shapes, their JSON file (DESIGN §2) and feathered masks.
+
+Coordinates are image pixels, x = column, y = row; a pixel (r, c) belongs to a shape when its
+centre (c + 0.5, r + 0.5) lies inside. The feather runs *inward* from the edge of the drawn
+shape, so every pixel outside every ROI keeps mask 0 and is left bit-identical by the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from scipy import ndimage
+from skimage.draw import polygon as _polygon_pixels
+
+__all__ = [
+    "Rect", "Ellipse", "Polygon", "Roi", "RoiSet", "RoiError",
+    "load_rois", "save_rois", "parse_rect", "roi_mask", "rois_to_dict", "rois_from_dict",
+]
+
+DEFAULT_FEATHER = 16.0
+
+
+class RoiError(ValueError):
+    """A ROI file or ROI text that cannot be used; the message says which and why."""
+
+
+@dataclass
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the shape."""
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+
+@dataclass
+class Ellipse:
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+
+@dataclass
+class Polygon:
+    points: list[tuple[float, float]]
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        xs = [p[0] for p in self.points]
+        ys = [p[1] for p in self.points]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+Roi = Union[Rect, Ellipse, Polygon]
+
+
+@dataclass
+class RoiSet:
+    rois: list[Roi] = field(default_factory=list)
+    feather: float = DEFAULT_FEATHER
+
+    def __len__(self) -> int:
+        return len(self.rois)
+
+    def __iter__(self):
+        return iter(self.rois)
+
+
+# --------------------------------------------------------------------------- JSON
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RoiError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _roi_from_dict(item: object, index: int) -> Roi:
+    if not isinstance(item, dict):
+        raise RoiError(f"ROI #{index + 1} is not an object")
+    kind = item.get("type")
+    if kind in ("rect", "ellipse"):
+        vals = {k: _number(item.get(k), f"ROI #{index + 1} ({kind}) field '{k}'") for k in "xywh"}
+        if vals["w"] <= 0 or vals["h"] <= 0:
+            raise RoiError(f"ROI #{index + 1} ({kind}) has zero or negative width/height")
+        return (Rect if kind == "rect" else Ellipse)(**vals)
+    if kind == "polygon":
+        pts = item.get("points")
+        if not isinstance(pts, list) or len(pts) < 3:
+            raise RoiError(f"ROI #{index + 1} (polygon) needs at least 3 points")
+        out = []
+        for j, p in enumerate(pts):
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                raise RoiError(f"ROI #{index + 1} (polygon) point {j + 1} is not [x, y]")
+            out.append((_number(p[0], "polygon x"), _number(p[1], "polygon y")))
+        return Polygon(out)
+    raise RoiError(f"ROI #{index + 1} has unknown type {kind!r} (use rect, ellipse or polygon)")
+
+
+def rois_from_dict(data: object) -> RoiSet:
+    """Parse the DESIGN §2 structure ({"rois": [...], "feather": 16})."""
+    if not isinstance(data, dict) or not isinstance(data.get("rois"), list):
+        raise RoiError('expected an object with a "rois" list')
+    feather = _number(data.get("feather", DEFAULT_FEATHER), "feather")
+    if feather < 0:
+        raise RoiError("feather must not be negative")
+    return RoiSet([_roi_from_dict(r, i) for i, r in enumerate(data["rois"])], feather)
+
+
+def rois_to_dict(rois: RoiSet) -> dict:
+    """The DESIGN §2 structure for `rois`, ready for json.dump."""
+    items: list[dict] = []
+    for r in rois.rois:
+        if isinstance(r, Polygon):
+            items.append({"type": "polygon", "points": [[_clean(x), _clean(y)] for x, y in r.points]})
+        else:
+            kind = "rect" if isinstance(r, Rect) else "ellipse"
+            items.append({"type": kind, "x": _clean(r.x), "y": _clean(r.y),
+                          "w": _clean(r.w), "h": _clean(r.h)})
+    return {"rois": items, "feather": _clean(rois.feather)}
+
+
+def _clean(v: float) -> float | int:
+    """Whole numbers are written as ints so hand-written files round-trip unchanged."""
+    return int(v) if float(v).is_integer() else round(float(v), 3)
+
+
+def load_rois(path: str | Path) -> RoiSet:
+    """Read a ROI file; a missing, unreadable or malformed file raises RoiError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RoiError(f"{path}: ROI file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoiError(f"{path}: cannot read the ROI file ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RoiError(f"{path}: not a valid ROI file (JSON error at line {exc.lineno})") from None
+    try:
+        return rois_from_dict(data)
+    except RoiError as exc:
+        raise RoiError(f"{path}: {exc}") from None
+
+
+def save_rois(path: str | Path, rois: RoiSet) -> None:
+    """Write a ROI file atomically (temp file + rename) so a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{np.random.randint(1 << 30)}.tmp")
+    try:
+        tmp.write_text(json.dumps(rois_to_dict(rois), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def parse_rect(text: str) -> Rect:
+    """`x,y,w,h` as given on the command line (--roi 10,20,100,80)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        x, y, w, h = (float(p) for p in parts)
+    except ValueError:
+        raise RoiError(f"ROI {text!r} must be four numbers x,y,w,h (e.g. 10,20,100,80)") from None
+    if w <= 0 or h <= 0:
+        raise RoiError(f"ROI {text!r} has zero or negative width/height")
+    return Rect(x, y, w, h)
+
+
+# --------------------------------------------------------------------------- masks
+
+def _shape_pixels(roi: Roi, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean image of the pixels whose centre lies inside `roi`."""
+    h, w = shape
+    inside = np.zeros(shape, dtype=bool)
+    x0, y0, x1, y1 = roi.bounds()
+    r0, r1 = max(0, int(math.floor(y0 - 0.5))), min(h, int(math.ceil(y1 + 0.5)))
+    c0, c1 = max(0, int(math.floor(x0 - 0.5))), min(w, int(math.ceil(x1 + 0.5)))
+    if r0 >= r1 or c0 >= c1:
+        return inside
+    yy = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5
+    xx = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5
+    if isinstance(roi, Rect):
+        sub = (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
+    elif isinstance(roi, Ellipse):
+        cx, cy, ax, ay = x0 + roi.w / 2, y0 + roi.h / 2, roi.w / 2, roi.h / 2
+        sub = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+    else:
+        pts = np.asarray(roi.points, dtype=np.float64)
+        rr, cc = _polygon_pixels(pts[:, 1] - 0.5, pts[:, 0] - 0.5, shape=shape)
+        inside[rr, cc] = True
+        return inside
+    inside[r0:r1, c0:c1] = sub
+    return inside
+
+
+def roi_mask(rois: RoiSet, shape: tuple[int, int]) -> np.ndarray:
+    """Feathered float32 mask: 0 outside every ROI, rising to 1 `feather` px inside the edge.
+
+    The ramp is a raised cosine of the distance to the nearest outside pixel, so the blend
+    between original and restored has no visible edge. Edges that coincide with the image
+    border are not feathered (there is nothing outside to blend with).
+    """
+    h, w = int(shape[0]), int(shape[1])
+    inside = np.zeros((h, w), dtype=bool)
+    for roi in rois.rois:
+        inside |= _shape_pixels(roi, (h, w))
+    mask = np.zeros((h, w), dtype=np.float32)
+    if not inside.any():
+        return mask
+    feather = float(rois.feather)
+    if feather <= 0:
+        mask[inside] = 1.0
+        return mask
+    # distance to the nearest outside pixel, treating the image border as inside
+    ys, xs = np.nonzero(inside)
+    pad = int(math.ceil(feather)) + 1
+    r0, r1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
+    c0, c1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+    sub = np.pad(inside[r0:r1, c0:c1], 1, mode="edge")
+    dist = ndimage.distance_transform_edt(sub)[1:-1, 1:-1]
+    t = np.clip(dist / feather, 0.0, 1.0)
+    ramp = (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+    ramp[~inside[r0:r1, c0:c1]] = 0.0
+    mask[r0:r1, c0:c1] = ramp
+    return mask

@@ -1,0 +1,51 @@
+"""The shared tiling path: tiled output equals the whole frame for a convolutional model."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.tiling import Tiler, blend_window, tile_starts
+
+
+def _conv_model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5, padding=2), torch.nn.Tanh(),
+                               torch.nn.Conv2d(4, 1, 5, padding=2)).eval()
+
+
+@pytest.mark.parametrize("shape", [(203, 177), (64, 300), (50, 50), (129, 65)])
+def test_tiled_equals_whole_frame(shape):
+    net = _conv_model()
+    x = torch.rand(1, *shape)
+    whole = Tiler(tile=4096, overlap=0, margin=8).map(net, x)
+    tiled = Tiler(tile=48, overlap=12, margin=8, batch_size=3).map(net, x)
+    assert whole.shape == (1, *shape)
+    assert (whole - tiled).abs().max().item() < 1e-5
+
+
+def test_tiles_cover_region_with_requested_overlap():
+    for length in (8, 63, 64, 65, 200, 1000):
+        starts = tile_starts(length, 64, 16)
+        assert starts[0] == 0
+        assert starts[-1] + min(64, length) == length
+        assert all(b - a <= 64 - 16 for a, b in zip(starts, starts[1:]))
+
+
+def test_blend_window_is_positive_and_flat_at_region_edges():
+    w = blend_window(64, 16, ramp_start=False, ramp_end=True)
+    assert w[0] == 1.0 and np.all(w > 0) and w[-1] < 0.05
+    assert np.all(np.diff(w[-16:]) < 0)
+
+
+def test_on_batch_counts_every_tile():
+    seen = []
+    t = Tiler(tile=32, overlap=8, margin=4, batch_size=2, on_batch=seen.append)
+    t.map(lambda b: b * 2, torch.ones(1, 70, 90))
+    assert sum(seen) == t.n_tiles((70, 90))
+
+
+def test_bad_tile_settings_are_refused():
+    with pytest.raises(ValueError):
+        Tiler(tile=4)
+    with pytest.raises(ValueError):
+        Tiler(tile=32, overlap=32)
