@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
 from core import __version__
 
-SUBCOMMANDS = ["predict", "models", "simulate", "bench"]
+SUBCOMMANDS = ["predict", "models", "simulate"]
+#: packages that add subcommands (e.g. `bench` from training) declare them in this entry-point
+#: group, so core finds them without importing those packages by name
+PLUGIN_GROUP = "deblur.commands"
 
 
 class UserError(Exception):
@@ -41,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(sub)
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load().add_parser(sub)
     return parser
 
 

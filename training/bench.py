@@ -1,0 +1,372 @@
+"""`deblur bench`: quality and speed of every model against the blurred input and RL baselines.
+
+Quality: sharp images that training never saw (held-out seeds of the specimen generator,
+scikit-image's bundled microscopy images, the user's own folder) get one locally defocused
+region with a known widefield PSF and camera noise. Every model restores that region (given
+as a ROI); we score PSNR/SSIM inside it against the sharp original, the gain over the blurred
+input, the gain over Richardson-Lucy with the TRUE PSF (an oracle no user has, its iteration
+count also picked by oracle), and the largest change outside the ROI, which must be 0.
+
+Speed: a 2048x2048 uint16 frame restored full-field and with one 512x512 ROI: seconds,
+megapixels per second and peak resident memory.
+
+This lives in `training/` because it uses the specimen generator; `deblur` finds it through
+the `deblur.commands` entry point, so `core` never imports `training`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import degrade
+from core.engine import restore
+from core.metrics import psnr, ssim
+from core.models.classical import RichardsonLucy
+from core.models.registry import ModelEntry, list_entries, load_model
+from core.roi import Ellipse, Rect, RoiSet, roi_mask
+
+__all__ = ["BenchCase", "make_cases", "run_quality", "run_speed", "markdown_report", "add_parser", "run"]
+
+#: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
+BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
+#: seeds of the specimen generator reserved for benchmarking (training uses seeds below 1e8)
+BENCH_SEED_BASE = 900_000_000
+RL_ITERATIONS = (10, 30, 100)
+
+
+@dataclass
+class BenchCase:
+    """One benchmark image: the sharp truth, its locally blurred version, the region and PSF."""
+
+    name: str
+    source: str
+    sharp: np.ndarray            # float32 (H, W), relative intensity (the target)
+    blurred: np.ndarray          # float32 (H, W), the model input
+    region: np.ndarray           # bool (H, W), pixels of the defocused region (= the ROI)
+    rois: RoiSet
+    psf: np.ndarray              # the true PSF inside the region
+    radius_px: float
+    info: dict = field(default_factory=dict)
+
+
+def _peak_rss_reset() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux), so each run's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _bench_optics(i: int) -> degrade.Optics:
+    """A fixed rotation of common objectives (air 20x/0.8, water 40x/1.1, oil 63x/1.4, air 10x/0.45)."""
+    table = [degrade.Optics(na=0.8, wavelength_um=0.52, n_medium=1.0, pixel_um=0.32),
+             degrade.Optics(na=1.1, wavelength_um=0.6, n_medium=1.33, pixel_um=0.16),
+             degrade.Optics(na=1.4, wavelength_um=0.52, n_medium=1.518, pixel_um=0.1),
+             degrade.Optics(na=0.45, wavelength_um=0.52, n_medium=1.0, pixel_um=0.5)]
+    return table[i % len(table)]
+
+
+def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Generator, i: int,
+                  photons: float = 400.0) -> BenchCase:
+    """One defocused ellipse with uniform depth and a known widefield PSF, plus camera noise."""
+    x = degrade._relative_intensity(sharp)
+    h, w = x.shape
+    optics = _bench_optics(i)
+    radius = BENCH_RADII[i % len(BENCH_RADII)]
+    z = degrade.defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
+                                   n_medium=optics.n_medium, pixel_um=optics.pixel_um)
+    psf = degrade.defocus_psf(z, na=optics.na, wavelength_um=optics.wavelength_um,
+                              n_medium=optics.n_medium, pixel_um=optics.pixel_um)
+    ew, eh = rng.uniform(0.35, 0.55) * w, rng.uniform(0.35, 0.55) * h
+    ex, ey = rng.uniform(0.05 * w, w - ew - 0.05 * w), rng.uniform(0.05 * h, h - eh - 0.05 * h)
+    rois = RoiSet([Ellipse(float(ex), float(ey), float(ew), float(eh))], feather=8.0)
+    region = roi_mask(RoiSet(rois.rois, feather=0), (h, w)) > 0
+    depth = np.where(region, z, 0.0).astype(np.float32)
+    blurred = degrade.blur_with_depth(x, depth, lambda d: psf if d > 0 else np.ones((1, 1)), levels=2)
+    blurred = degrade.add_noise(blurred, rng, photons, 1.0)
+    info = {"na": optics.na, "n_medium": optics.n_medium, "pixel_um": optics.pixel_um,
+            "defocus_um": round(float(z), 3), "photons": photons}
+    return BenchCase(name, source, x.astype(np.float32), blurred.astype(np.float32), region, rois,
+                     psf, radius, info)
+
+
+def _skimage_images() -> list[tuple[str, np.ndarray]]:
+    """Real microscopy bundled with scikit-image (no download): IHC brightfield, phase-contrast cell."""
+    from skimage import data
+
+    out = []
+    ihc = data.immunohistochemistry().astype(np.float32)
+    out.append(("skimage-ihc-brightfield", ihc.mean(axis=-1)))
+    cell = data.cell().astype(np.float32)
+    out.append(("skimage-cell-phase", cell))
+    return out
+
+
+def _folder_images(folder: Path, limit: int) -> list[tuple[str, np.ndarray]]:
+    from core.io import read_image
+
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in (".tif", ".tiff", ".png", ".jpg", ".jpeg") or len(out) >= limit:
+            continue
+        img = read_image(p)
+        plane = next(img.planes())[1].astype(np.float32)
+        out.append((p.name, plane))
+    if not out:
+        raise ValueError(f"{folder}: no TIFF/PNG/JPEG images found")
+    return out
+
+
+def make_cases(n_synthetic: int = 8, size: int = 256, seed: int = 0, data: Path | None = None,
+               include_skimage: bool = True, limit: int = 20) -> list[BenchCase]:
+    """The benchmark set; the same arguments always give the same cases."""
+    from training import synth
+
+    cases: list[BenchCase] = []
+    i = 0
+    for k in range(n_synthetic):
+        srng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + k)
+        spec = synth.random_specimen(srng, size)
+        cases.append(_degrade_case(f"synthetic-{k}", "held-out specimen", spec, srng, i))
+        i += 1
+    sources: list[tuple[str, np.ndarray, str]] = []
+    if include_skimage:
+        sources += [(n, a, "scikit-image") for n, a in _skimage_images()]
+    if data is not None:
+        sources += [(n, a, "user folder") for n, a in _folder_images(Path(data), limit)]
+    for name, arr, src in sources:
+        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 500 + i)
+        cases.append(_degrade_case(name, src, arr, rng, i))
+        i += 1
+    return cases
+
+
+def _score(case: BenchCase, out: np.ndarray) -> dict:
+    r = case.region
+    ys, xs = np.nonzero(r)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    rng_ = float(case.sharp.max() - case.sharp.min()) or 1.0
+    outside = ~(roi_mask(case.rois, r.shape) > 0)
+    return {
+        "psnr": psnr(out, case.sharp, rng_, mask=r),
+        "ssim": ssim(np.where(r, out, case.sharp)[box], case.sharp[box], rng_),
+        "outside_max_change": float(np.abs(out[outside] - case.blurred[outside]).max())
+        if outside.any() else 0.0,
+    }
+
+
+def _rl_oracle(case: BenchCase, device: str) -> tuple[np.ndarray, int]:
+    """RL with the true PSF and the iteration count that scores best (an oracle no user has)."""
+    best, best_out, best_it = -np.inf, case.blurred, 0
+    for it in RL_ITERATIONS:
+        model = RichardsonLucy(case.psf, iterations=it, device=torch.device(device))
+        out = restore(case.blurred, model, case.rois, tile=256, overlap=32)
+        p = psnr(out, case.sharp, float(case.sharp.max() - case.sharp.min()) or 1.0, mask=case.region)
+        if p > best:
+            best, best_out, best_it = p, out, it
+    return best_out, best_it
+
+
+def bench_entries(names: list[str] | None) -> list[ModelEntry]:
+    """Models to benchmark: the requested ones, else every model that can run (has weights)."""
+    entries = list_entries()
+    if names:
+        known = {e.name: e for e in entries}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ValueError(f"unknown model(s): {', '.join(missing)} (available: {', '.join(known)})")
+        return [known[n] for n in names]
+    return [e for e in entries if not e.needs_weights or e.has_weights()]
+
+
+def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: str = "cpu",
+                steps: int | None = None, weights: dict[str, Path] | None = None,
+                log=print) -> list[dict]:
+    """One row per (model, image) plus the blurred input and the RL oracle."""
+    rows = []
+    for case in cases:
+        base = _score(case, case.blurred)
+        oracle_out, oracle_it = _rl_oracle(case, device)
+        oracle = _score(case, oracle_out)
+        common = {"image": case.name, "source": case.source, "radius_px": case.radius_px,
+                  "psnr_blurred": base["psnr"], "ssim_blurred": base["ssim"],
+                  "psnr_rl_oracle": oracle["psnr"], "ssim_rl_oracle": oracle["ssim"],
+                  "rl_oracle_iterations": oracle_it, **case.info}
+        for e in entries:
+            params = {"steps": steps} if steps is not None and "steps" in e.params else {}
+            model = load_model(e.name, weights=(weights or {}).get(e.name), device=device, **params)
+            _peak_rss_reset()
+            t0 = time.perf_counter()
+            out = restore(case.blurred, model, case.rois, tile=256, overlap=32, seed=0)
+            dt = time.perf_counter() - t0
+            s = _score(case, out)
+            rows.append({**common, "model": e.name, "psnr": s["psnr"], "ssim": s["ssim"],
+                         "gain_db": s["psnr"] - base["psnr"],
+                         "gain_over_rl_oracle_db": s["psnr"] - oracle["psnr"],
+                         "outside_max_change": s["outside_max_change"],
+                         "seconds": dt, "roi_megapixels": float(case.region.sum()) / 1e6,
+                         "peak_rss_mb": _peak_rss_mb()})
+            log(f"{case.name:28s} {e.name:16s} blurred {base['psnr']:6.2f}  RL* {oracle['psnr']:6.2f}"
+                f"  model {s['psnr']:6.2f} dB  ({dt:.1f} s)")
+    return rows
+
+
+def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 2048, roi: int = 512,
+              steps: int | None = None, full_field: bool = True, log=print) -> list[dict]:
+    """Seconds, MP/s and peak memory on a uint16 frame, full-field and with one centred ROI."""
+    from training import synth
+
+    rng = np.random.default_rng(BENCH_SEED_BASE - 1)
+    spec = synth.random_specimen(rng, size)
+    frame = (degrade._relative_intensity(spec) * 30000 + 500).clip(0, 65535).astype(np.uint16)
+    c = (size - roi) // 2
+    roi_set = RoiSet([Rect(c, c, roi, roi)], feather=16)
+    rows = []
+    for e in entries:
+        params = {"steps": steps} if steps is not None and "steps" in e.params else {}
+        model = load_model(e.name, device=device, **params)
+        restore(frame[:128, :128], model, None, tile=256, overlap=32)     # warm-up
+        for label, rois in (("full-field", None), (f"{roi}x{roi} ROI", roi_set)):
+            if rois is None and not full_field:
+                continue
+            _peak_rss_reset()
+            t0 = time.perf_counter()
+            restore(frame, model, rois, tile=256, overlap=32)
+            dt = time.perf_counter() - t0
+            px = size * size if rois is None else roi * roi
+            rows.append({"model": e.name, "case": label, "frame": f"{size}x{size} uint16",
+                         "seconds": dt, "megapixels_per_s": px / 1e6 / dt,
+                         "peak_rss_mb": _peak_rss_mb()})
+            log(f"{e.name:16s} {label:16s} {dt:8.2f} s  {px / 1e6 / dt:6.2f} MP/s")
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean per model over all images."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == model]
+        out.append({"model": model, "images": len(rs),
+                    **{k: float(np.mean([r[k] for r in rs])) for k in
+                       ("psnr_blurred", "psnr_rl_oracle", "psnr", "ssim_blurred", "ssim", "gain_db",
+                        "gain_over_rl_oracle_db", "seconds")},
+                    "outside_max_change": float(max(r["outside_max_change"] for r in rs))})
+    return out
+
+
+def machine_line() -> str:
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
+
+
+def markdown_report(quality: list[dict], speed: list[dict], command: str) -> str:
+    lines = ["# Benchmarks", "", f"Machine: {machine_line()}", "", f"Command: `{command}`", ""]
+    if quality:
+        lines += ["## Quality inside the blurred region (mean over images)", "",
+                  "| model | images | PSNR blurred | PSNR RL (true PSF) | PSNR model | gain vs blurred | "
+                  "gain vs RL oracle | SSIM blurred | SSIM model | max change outside ROI | s / image |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in summarise(quality):
+            lines.append(f"| {s['model']} | {s['images']} | {s['psnr_blurred']:.2f} | {s['psnr_rl_oracle']:.2f} | "
+                         f"{s['psnr']:.2f} | {s['gain_db']:+.2f} dB | {s['gain_over_rl_oracle_db']:+.2f} dB | "
+                         f"{s['ssim_blurred']:.3f} | {s['ssim']:.3f} | {s['outside_max_change']:g} | "
+                         f"{s['seconds']:.1f} |")
+        lines += ["", "## Per image", "",
+                  "| image | source | blur radius px | model | PSNR blurred | PSNR RL oracle | PSNR model | gain |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in quality:
+            lines.append(f"| {r['image']} | {r['source']} | {r['radius_px']:.0f} | {r['model']} | "
+                         f"{r['psnr_blurred']:.2f} | {r['psnr_rl_oracle']:.2f} | {r['psnr']:.2f} | "
+                         f"{r['gain_db']:+.2f} |")
+    if speed:
+        lines += ["", "## Speed", "", "| model | case | frame | seconds | MP/s | peak RSS MB |",
+                  "|---|---|---|---|---|---|"]
+        for r in speed:
+            mem = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "n/a"
+            lines.append(f"| {r['model']} | {r['case']} | {r['frame']} | {r['seconds']:.2f} | "
+                         f"{r['megapixels_per_s']:.2f} | {mem} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- CLI
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="measure quality and speed of the models",
+        description="Benchmark every model on locally defocused images with a known sharp original "
+                    "(held-out simulated specimens, scikit-image's microscopy images, your --data "
+                    "folder) and, with --speed, on a 2048x2048 16-bit frame.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--models", default=None, help="comma-separated model names (default: all with weights)")
+    p.add_argument("--data", default=None, metavar="DIR", help="a folder of your own SHARP images to add")
+    p.add_argument("--synthetic", type=int, default=8, help="number of held-out simulated specimens")
+    p.add_argument("--size", type=int, default=256, help="size of the simulated specimens (px)")
+    p.add_argument("--no-skimage", action="store_true", help="leave out scikit-image's images")
+    p.add_argument("--seed", type=int, default=0, help="benchmark seed")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps for diffusion models")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
+    p.add_argument("--speed", action="store_true", help="also time a 2048x2048 uint16 frame")
+    p.add_argument("--speed-only", action="store_true", help="only the speed benchmark")
+    p.add_argument("--speed-size", type=int, default=2048, help="frame size for --speed")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--out", default=None, metavar="FILE.md", help="also write the markdown report here")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.cli import UserError
+
+    try:
+        entries = bench_entries(args.models.split(",") if args.models else None)
+        if not entries:
+            raise UserError("no model can run: none has weights")
+        log = (lambda s: print(s, file=sys.stderr))
+        quality: list[dict] = []
+        if not args.speed_only:
+            data = Path(args.data) if args.data else None
+            if data is not None and not data.is_dir():
+                raise UserError(f"{data}: no such folder")
+            cases = make_cases(args.synthetic, args.size, args.seed, data, not args.no_skimage)
+            quality = run_quality(cases, entries, device=args.device, steps=args.steps, log=log)
+        speed = []
+        if args.speed or args.speed_only:
+            speed = run_speed(entries, device=args.device, size=args.speed_size, steps=args.steps, log=log)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    command = "deblur bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "deblur bench"
+    report = markdown_report(quality, speed, command)
+    if args.out:
+        from core.io import atomic_write
+
+        with atomic_write(args.out) as tmp:
+            Path(tmp).write_text(report, encoding="utf-8")
+    if args.json:
+        print(json.dumps({"machine": machine_line(), "quality": quality, "speed": speed,
+                          "summary": summarise(quality) if quality else []}, indent=1))
+    else:
+        print(report)
+    return 0
