@@ -1,0 +1,112 @@
+"""`deblur predict` and `deblur models` as a user runs them."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from core.cli import main
+from core.io import Image, read_image, write_image
+from core.metrics import sharpness
+from core.roi import Rect, RoiSet, save_rois
+
+
+@pytest.fixture
+def blurred_field(tmp_path):
+    """A 16-bit field of small spots, blurred by a disk PSF inside one rectangle."""
+    rng = np.random.default_rng(3)
+    sharp = np.zeros((160, 200))
+    ys, xs = rng.integers(4, 156, 300), rng.integers(4, 196, 300)
+    sharp[ys, xs] = rng.uniform(0.5, 1, 300)
+    sharp = ndimage.gaussian_filter(sharp, 1.0)
+    sharp = sharp / sharp.max()
+    from core.degrade import disk_psf
+
+    blurred = sharp.copy()
+    psf = disk_psf(4.0)
+    region = (slice(40, 120), slice(60, 160))
+    blurred[region] = ndimage.convolve(sharp, psf, mode="reflect")[region]
+    data = (blurred * 40000 + 200).astype(np.uint16)
+    path = tmp_path / "field.tif"
+    write_image(path, Image(data, "YX", pixel_size=(0.2, 0.2)))
+    roi = tmp_path / "roi.json"
+    save_rois(roi, RoiSet([Rect(60, 40, 100, 80)], feather=8))
+    return path, roi, region
+
+
+def test_rl_restores_roi_and_leaves_outside_identical(blurred_field, tmp_path):
+    path, roi, region = blurred_field
+    out = tmp_path / "out.tif"
+    rc = main(["predict", str(path), "-o", str(out), "--model", "richardson-lucy", "--roi", str(roi),
+               "--device", "cpu", "--seed", "0", "-q"])
+    assert rc == 0
+    src, res = read_image(path), read_image(out)
+    assert res.data.shape == src.data.shape and res.data.dtype == np.uint16
+    assert res.pixel_size == pytest.approx((0.2, 0.2))
+    outside = np.ones(src.data.shape, bool)
+    outside[region] = False
+    assert np.array_equal(res.data[outside], src.data[outside])
+    inner = (slice(50, 110), slice(70, 150))
+    assert sharpness(res.data[inner]) > 1.5 * sharpness(src.data[inner])
+
+
+def test_rect_option_and_param(blurred_field, tmp_path):
+    path, _, _ = blurred_field
+    out = tmp_path / "o.tif"
+    assert main(["predict", str(path), "-o", str(out), "--roi", "60,40,100,80",
+                 "--param", "psf_radius=3", "--param", "iterations=5", "-q"]) == 0
+    assert out.exists()
+
+
+def test_corrupt_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    out = tmp_path / "out.tif"
+    rc = main(["predict", str(bad), "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "broken.tif" in err[0] and err[0].startswith("deblur: error:")
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_existing_output_is_not_replaced(blurred_field, tmp_path, capsys):
+    path, roi, _ = blurred_field
+    out = tmp_path / "exists.tif"
+    out.write_bytes(b"keep me")
+    assert main(["predict", str(path), "-o", str(out), "--roi", str(roi), "-q"]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert main(["predict", str(path), "-o", str(path), "--roi", str(roi), "-q", "--overwrite"]) == 2
+    assert "never overwrites" in capsys.readouterr().err
+
+
+def test_several_inputs_go_to_a_folder(blurred_field, tmp_path):
+    path, roi, _ = blurred_field
+    second = tmp_path / "second.tif"
+    tifffile.imwrite(second, read_image(path).data)
+    outdir = tmp_path / "restored"
+    assert main(["predict", str(path), str(second), "-o", str(outdir), "--roi", str(roi), "-q"]) == 0
+    assert sorted(p.name for p in outdir.iterdir()) == ["field_deblurred.tif", "second_deblurred.tif"]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--model", "nosuch"], "unknown model"),
+    (["--roi", "1,2,3"], "x,y,w,h"),
+    (["--param", "psf_radius=-1"], "at least"),
+    (["--steps", "5"], "no setting 'steps'"),
+    (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "cuda|device"),
+])
+def test_bad_options_exit_2(blurred_field, tmp_path, capsys, args, words):
+    path, _, _ = blurred_field
+    rc = main(["predict", str(path), "-o", str(tmp_path / "x.tif"), "-q", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and any(w.lower() in err.lower() for w in words.split("|"))
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_models_json_lists_the_catalog(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in rows]
+    assert "richardson-lucy" in names
+    assert all({"name", "kind", "weights", "summary"} <= set(r) for r in rows)
