@@ -1,0 +1,193 @@
+"""Training datasets (training/data.py): shapes, ranges, reproducibility, pairing rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.degrade import DefocusConfig
+from core.io import Image, write_image
+from core.normalize import percentile_params
+from training import data as D
+from training import synth
+
+SMALL = dict(patch=48, field=96)
+
+
+def check_item(item: dict, patch: int, mask: bool = True) -> None:
+    keys = {"blurred", "sharp", "mask"} if mask else {"blurred", "sharp"}
+    assert set(item) == keys
+    for k, v in item.items():
+        assert isinstance(v, torch.Tensor) and v.dtype == torch.float32
+        assert v.shape == (1, patch, patch)
+        assert torch.isfinite(v).all()
+    if mask:
+        assert set(torch.unique(item["mask"]).tolist()) <= {0.0, 1.0}
+    # percentile-normalised: mostly within a couple of units of [0, 1]
+    for k in ("blurred", "sharp"):
+        v = item[k]
+        assert -1.5 < float(v.min()) and float(v.max()) < 6.0
+
+
+def test_synthetic_items_have_documented_shapes_and_are_reproducible():
+    train, val = D.make_datasets("synthetic", seed=3, train_length=20, val_length=6, **SMALL)
+    assert len(train) == 20 and len(val) == 6
+    for i in (0, 5):
+        check_item(train[i], 48)
+        a, b = train[i], train[i]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # a fresh dataset with the same seed gives the same items; validation differs from training
+    again, val2 = D.make_datasets("synthetic", seed=3, train_length=20, val_length=6, **SMALL)
+    assert torch.equal(again[4]["blurred"], train[4]["blurred"])
+    assert torch.equal(val2[2]["sharp"], val[2]["sharp"])
+    assert not torch.equal(val[0]["blurred"], train[0]["blurred"])
+    other, _ = D.make_datasets("synthetic", seed=4, train_length=20, val_length=6, **SMALL)
+    assert not torch.equal(other[0]["blurred"], train[0]["blurred"])
+    with pytest.raises(IndexError):
+        train[20]
+
+
+def test_fields_are_normalised_by_the_blurred_percentiles():
+    src = D.SyntheticSource(DefocusConfig(), field=96)
+    f = src.field(np.random.default_rng(0), 0)
+    p = percentile_params(f.blurred, 1.0, 99.8)
+    assert p.lo == pytest.approx(0.0, abs=1e-5) and p.hi == pytest.approx(1.0, abs=1e-5)
+    assert f.sharp.shape == f.blurred.shape == f.mask.shape
+
+
+def test_patches_come_mostly_from_the_blurred_region():
+    train, _ = D.make_datasets("synthetic", seed=1, train_length=48, val_length=2, **SMALL)
+    cover = np.array([float(train[i]["mask"].mean()) for i in range(48)])
+    assert (cover >= 0.25).mean() >= 0.7
+    assert (cover < 0.5).any()              # some in-focus patches teach identity
+
+
+def test_content_bias_avoids_empty_background():
+    rng = np.random.default_rng(0)
+    content = np.zeros((128, 128), np.float32)
+    content[90:128, 90:128] = rng.random((38, 38))
+    hits = [D._choose_window(rng, content, None, 32, None) for _ in range(30)]
+    inside = [y + 32 > 90 and x + 32 > 90 for y, x in hits]
+    assert np.mean(inside) > 0.8
+
+
+def test_unpaired_synthetic_items_never_align():
+    train, _ = D.make_datasets("synthetic", seed=0, paired=False, train_length=8, val_length=2, **SMALL)
+    paired, _ = D.make_datasets("synthetic", seed=0, train_length=8, val_length=2, **SMALL)
+    corr_u, corr_p = [], []
+    for i in range(8):
+        item = train[i]
+        assert {"blurred", "sharp"} <= set(item)
+        assert item["blurred"].shape == item["sharp"].shape == (1, 48, 48)
+        (tb, ts) = train.sources(i)
+        assert tb[:2] != ts[:2]                 # different synthetic fields
+        corr_u.append(np.corrcoef(item["blurred"].ravel(), item["sharp"].ravel())[0, 1])
+        p = paired[i]
+        corr_p.append(np.corrcoef(p["blurred"].ravel(), p["sharp"].ravel())[0, 1])
+    assert np.nanmean(np.abs(corr_u)) < 0.4 < np.nanmean(corr_p)
+
+
+def _write(folder, name, arr, pixel=0.2):
+    folder.mkdir(parents=True, exist_ok=True)
+    write_image(folder / name, Image(arr, "YX", pixel_size=(pixel, pixel)), overwrite=True)
+
+
+def _sharp_images(n, size=160):
+    return [(synth.nuclei(size, i, pixel_um=0.3) * 4000 + 100).astype(np.uint16) for i in range(n)]
+
+
+def test_sharp_folder_with_simulated_blur(tmp_path):
+    for i, img in enumerate(_sharp_images(3)):
+        _write(tmp_path / "sharp", f"f{i}.tif", img)
+    train, val = D.make_datasets(str(tmp_path / "sharp"), seed=0, val_fraction=0.34, patch=48, field=128)
+    tr_files = {str(p) for p in train.source.files}
+    va_files = {str(p) for p in val.source.files}
+    assert tr_files and va_files and not (tr_files & va_files)
+    check_item(train[0], 48)
+    check_item(val[1], 48)
+    # the split is a function of the seed
+    train2, _ = D.make_datasets(str(tmp_path / "sharp"), seed=0, val_fraction=0.34, patch=48, field=128)
+    assert [p.name for p in train2.source.files] == [p.name for p in train.source.files]
+
+
+def test_single_sharp_image_is_split_by_rows(tmp_path):
+    _write(tmp_path / "one", "only.tif", _sharp_images(1, 200)[0])
+    train, val = D.make_datasets(str(tmp_path / "one"), val_fraction=0.3, patch=32, field=96)
+    assert train.source.region == (0.0, 0.7) and val.source.region == (0.7, 1.0)
+    check_item(val[0], 32)
+
+
+def test_paired_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    for i, img in enumerate(_sharp_images(3, 128)):
+        _write(tmp_path / "sharp", f"p{i}.tif", img)
+        from scipy import ndimage
+
+        blurred = ndimage.gaussian_filter(img.astype(float), 3).astype(np.uint16)
+        _write(tmp_path / "blur", f"p{i}.tif", blurred)
+    train, val = D.make_datasets(str(tmp_path / "sharp"), str(tmp_path / "blur"), patch=48, val_fraction=0.34)
+    item = train[0]
+    check_item(item, 48, mask=False)                 # no ROI files: no mask
+    c = np.corrcoef(item["blurred"].ravel(), item["sharp"].ravel())[0, 1]
+    assert c > 0.7                                   # aligned
+    # with a ROI file beside every blurred image there is a mask
+    for i in range(3):
+        (tmp_path / "blur" / f"p{i}.roi.json").write_text('{"rois": [{"type": "rect", "x": 10, "y": 10, "w": 90, "h": 90}], "feather": 4}')
+    train, _ = D.make_datasets(str(tmp_path / "sharp"), str(tmp_path / "blur"), patch=48, val_fraction=0.34)
+    check_item(train[1], 48, mask=True)
+    # a missing partner is named
+    _write(tmp_path / "blur", "lonely.tif", rng.integers(0, 100, (64, 64)).astype(np.uint16))
+    with pytest.raises(ValueError, match="lonely.tif"):
+        D.make_datasets(str(tmp_path / "sharp"), str(tmp_path / "blur"))
+
+
+def test_paired_size_mismatch_is_reported(tmp_path):
+    _write(tmp_path / "s", "a.tif", np.zeros((64, 64), np.uint16))
+    _write(tmp_path / "b", "a.tif", np.zeros((64, 80), np.uint16))
+    train, _ = D.make_datasets(str(tmp_path / "s"), str(tmp_path / "b"), patch=32, val_fraction=0.0)
+    with pytest.raises(ValueError, match="differ in size"):
+        train[0]
+
+
+def test_unpaired_folders_never_align(tmp_path):
+    imgs = _sharp_images(4, 128)
+    for i in range(2):
+        _write(tmp_path / "sharp", f"s{i}.tif", imgs[i])
+        _write(tmp_path / "blur", f"b{i}.tif", imgs[i + 2])
+    train, _ = D.make_datasets(str(tmp_path / "sharp"), str(tmp_path / "blur"), paired=False, patch=32,
+                               val_fraction=0.0, train_length=6)
+    for i in range(6):
+        check_item(train[i], 32, mask=False)
+        tb, ts = train.sources(i)
+        assert tb[0] != ts[0]
+    # one sharp image with simulated blur: windows never overlap, or a clear error if they must
+    _write(tmp_path / "big", "one.tif", _sharp_images(1, 200)[0])
+    big, _ = D.make_datasets(str(tmp_path / "big"), paired=False, patch=48, field=200, val_fraction=0.0,
+                             train_length=6)
+    for i in range(6):
+        tb, ts = big.sources(i)
+        assert tb[:2] != ts[:2] or abs(tb[2] - ts[2]) >= 48 or abs(tb[3] - ts[3]) >= 48
+    _write(tmp_path / "tiny", "one.tif", _sharp_images(1, 60)[0])
+    tiny, _ = D.make_datasets(str(tmp_path / "tiny"), paired=False, patch=48, val_fraction=0.0, train_length=2)
+    with pytest.raises(ValueError, match="unpaired"):
+        tiny[0]
+
+
+def test_bad_arguments_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="not a folder"):
+        D.make_datasets(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        D.make_datasets(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="synthetic"):
+        D.make_datasets("synthetic", str(tmp_path))
+
+
+def test_loader_batches_are_independent_of_worker_count():
+    train, _ = D.make_datasets("synthetic", seed=2, train_length=4, val_length=2, patch=32, field=64)
+    b0 = next(iter(D.make_loader(train, batch_size=4, workers=0, shuffle=False)))
+    b2 = next(iter(D.make_loader(train, batch_size=4, workers=2, shuffle=False)))
+    assert b0["blurred"].shape == (4, 1, 32, 32)
+    for k in b0:
+        assert torch.equal(b0[k], b2[k])

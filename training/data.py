@@ -1,0 +1,632 @@
+"""Training data: synthetic fields, folders of sharp images, paired and unpaired folders.
+
+Every dataset item is a dict of float32 tensors (see docs/INTERFACES.md)::
+
+    {"blurred": (1, P, P), "sharp": (1, P, P), "mask": (1, P, P)}
+
+* **Normalisation** mimics the engine: at inference a whole plane is scaled by its own
+  1 / 99.8 percentiles (`core.normalize`). Here each *field* (a synthetic field, a crop of up
+  to `field` px of a folder image, or the whole plane for paired files) is normalised with the
+  percentile params of its **blurred** version, and the sharp target with the same params, then
+  patches are cut. Unpaired sharp patches come from their own field, normalised by its own
+  percentiles (there is no blurred partner).
+* **Target**: the clean sharp image with the same intensity scaling as the input (noise only on
+  the input; see `core.degrade.simulate_local_defocus`).
+* **mask**: 1 where the field was defocused (depth > 0), else 0. Paired folders have it only
+  when every blurred file has a ``<stem>.roi.json`` beside it (feathered ROI mask); unpaired
+  items carry the mask of their blurred patch.
+* **Patches** are biased toward content (windows of empty background are rarely chosen) and,
+  with probability `blur_bias` (default 0.85), toward the blurred region (>= half of the patch
+  defocused), so the models mostly see what they must repair; the rest teach identity.
+* **Augmentation** (training only): flips, rot90 and a mild common gain/offset jitter (the
+  percentile estimate of a real plane is never exact).
+* **Reproducibility**: item `i` is drawn from ``SeedSequence([seed, split, i])``, so it is the
+  same whatever the number of DataLoader workers; the validation split uses other seeds
+  (synthetic) or other files (folders; one file: the bottom rows), fixed by `seed`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from core.degrade import DefocusConfig, sample_optics, simulate_local_defocus
+from core.normalize import normalize, percentile_params
+from training import synth
+
+__all__ = [
+    "Field", "SyntheticSource", "SharpFolderSource", "PairedFolderSource", "ImageFolderSource",
+    "PatchDataset", "UnpairedDataset", "make_datasets", "make_loader", "list_images",
+    "IMAGE_SUFFIXES", "P_LOW", "P_HIGH",
+]
+
+P_LOW, P_HIGH = 1.0, 99.8
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+TRAIN, VAL = 0, 1
+
+
+def _rng(seed: int, split: int, index: int, stream: int = 0) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, split, int(index), stream]))
+
+
+@dataclass
+class Field:
+    """A normalised field from which patches are cut (arrays (H, W) float32, or None)."""
+
+    blurred: np.ndarray | None
+    sharp: np.ndarray | None
+    mask: np.ndarray | None
+    tag: tuple                      # provenance: (source, plane, y0, x0) of the field in its image
+    hint: np.ndarray | None = None  # where to steer patches when there is no mask
+
+
+# --------------------------------------------------------------------------- images on disk
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files (TIFF/PNG/JPEG) directly in `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"{folder}: no images (.tif, .tiff, .png, .jpg) in this folder")
+    return files
+
+
+def _gray_planes(path: Path) -> tuple[list[np.ndarray], float | None]:
+    """Every YX plane of an image as float32 (RGB -> luminance), and its pixel size (um)."""
+    from core.io import read_image
+
+    img = read_image(path)
+    data = img.data
+    axes = img.axes
+    if axes.endswith("S"):
+        s = data.shape[-1]
+        if s >= 3:
+            data = data[..., :3].astype(np.float32) @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+        else:
+            data = data[..., 0].astype(np.float32)
+        axes = axes[:-1]
+    h, w = data.shape[-2:]
+    planes = [np.ascontiguousarray(p, dtype=np.float32) for p in data.reshape(-1, h, w)]
+    px = float(np.mean(img.pixel_size)) if img.pixel_size else None
+    if px is not None and not (0.01 <= px <= 5.0):          # 72 dpi and friends: not a microscope
+        px = None
+    return planes, px
+
+
+class _PlaneCache:
+    """Small per-process LRU of loaded images (each DataLoader worker has its own)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[Path, tuple[list[np.ndarray], float | None]] = OrderedDict()
+
+    def get(self, path: Path) -> tuple[list[np.ndarray], float | None]:
+        if path in self._items:
+            self._items.move_to_end(path)
+            return self._items[path]
+        value = _gray_planes(path)
+        self._items[path] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+
+def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad a (H, W) array so both sides are at least `size`."""
+    ph, pw = max(0, size - x.shape[0]), max(0, size - x.shape[1])
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if min(x.shape) > 1 and ph < x.shape[0] and pw < x.shape[1] else "symmetric"
+    return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode=mode)
+
+
+def _region_rows(h: int, region: tuple[float, float]) -> tuple[int, int]:
+    return int(round(region[0] * h)), max(int(round(region[0] * h)) + 1, int(round(region[1] * h)))
+
+
+# --------------------------------------------------------------------------- window choice
+
+def _integral(x: np.ndarray) -> np.ndarray:
+    s = np.zeros((x.shape[0] + 1, x.shape[1] + 1))
+    s[1:, 1:] = np.cumsum(np.cumsum(x, axis=0, dtype=np.float64), axis=1)
+    return s
+
+
+def _box(s: np.ndarray, ys: np.ndarray, xs: np.ndarray, p: int) -> np.ndarray:
+    """Mean over the p x p windows starting at (ys[:, None], xs[None, :]) from an integral image."""
+    y0, x0 = ys[:, None], xs[None, :]
+    return (s[y0 + p, x0 + p] - s[y0, x0 + p] - s[y0 + p, x0] + s[y0, x0]) / (p * p)
+
+
+def _choose_window(rng: np.random.Generator, content: np.ndarray, mask: np.ndarray | None, patch: int,
+                   want_blur: bool | None, avoid: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Top-left corner of a patch: weighted toward content, toward (or away from) the mask.
+
+    want_blur True: windows at least half defocused (the most defocused ones if none is);
+    False: windows less than half defocused; None: any. `avoid` is a corner whose window the
+    chosen one must not overlap (if the field allows).
+    """
+    h, w = content.shape
+    stride = max(1, patch // 16)
+    ys = np.unique(np.r_[np.arange(0, h - patch + 1, stride), h - patch])
+    xs = np.unique(np.r_[np.arange(0, w - patch + 1, stride), w - patch])
+    s1, s2 = _integral(content), _integral(content * content)
+    mean = _box(s1, ys, xs, patch)
+    std = np.sqrt(np.clip(_box(s2, ys, xs, patch) - mean * mean, 0, None))
+    # windows as busy as the busiest tenth weigh 1, empty background ~1/100
+    ref = float(np.percentile(std, 90)) or 1.0
+    weight = np.clip((std / ref) ** 2, 0.01, 1.0)
+    ok = np.ones_like(weight, dtype=bool)
+    if mask is not None and want_blur is not None:
+        cover = _box(_integral(mask), ys, xs, patch)
+        if want_blur:
+            ok = cover >= 0.5
+            if not ok.any():
+                ok = cover >= cover.max() - 1e-6
+        else:
+            ok = cover < 0.5
+            if not ok.any():
+                ok = np.ones_like(ok)
+    if avoid is not None:
+        far = (np.abs(ys[:, None] - avoid[0]) >= patch) | (np.abs(xs[None, :] - avoid[1]) >= patch)
+        if (ok & far).any():
+            ok = ok & far
+    wts = np.where(ok, weight, 0.0).ravel()
+    k = int(rng.choice(wts.size, p=wts / wts.sum()))
+    iy, ix = divmod(k, xs.size)
+    y, x = int(ys[iy]), int(xs[ix])
+    # jitter within the stride (sub-stride positions are as good), staying inside the field
+    y = int(np.clip(y + rng.integers(0, stride), 0, h - patch)) if stride > 1 else y
+    x = int(np.clip(x + rng.integers(0, stride), 0, w - patch)) if stride > 1 else x
+    if avoid is not None and abs(y - avoid[0]) < patch and abs(x - avoid[1]) < patch:
+        y, x = int(ys[iy]), int(xs[ix])          # jitter must not bring back an overlap
+    return y, x
+
+
+# --------------------------------------------------------------------------- field sources
+
+class SyntheticSource:
+    """Procedural specimens (`training.synth`) blurred by `simulate_local_defocus`.
+
+    The specimen's pixel size drives the optics (NA chosen to sample it realistically), so
+    blur and structure sizes agree as in a real microscope. Transmitted-light specimens are not
+    turned into brightfield again; fluorescence ones are with `cfg.brightfield_prob`.
+    """
+
+    def __init__(self, degradation: DefocusConfig | None = None, field: int = 256,
+                 kinds: dict[str, float] | list[str] | None = None) -> None:
+        self.cfg = degradation or DefocusConfig()
+        self.field_size = int(field)
+        self.kinds = kinds
+
+    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
+        img, info = synth.random_specimen(rng, self.field_size, kinds=self.kinds, return_info=True)
+        if need == "sharp":                 # unpaired sharp side: no blur needed
+            x = img
+            params = percentile_params(x, P_LOW, P_HIGH)
+            return Field(None, normalize(x, params), None, ("synthetic", index, 0, 0))
+        optics = sample_optics(rng, self.cfg, pixel_um=info["pixel_um"])
+        bf = None if info["modality"] in ("fluorescence", "other") else False
+        sim = simulate_local_defocus(img, rng, self.cfg, optics=optics, brightfield=bf)
+        params = percentile_params(sim.blurred, P_LOW, P_HIGH)
+        return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
+                     sim.mask.astype(np.float32), ("synthetic", index, 0, 0))
+
+
+class _FolderBase:
+    def __init__(self, files: list[Path], field: int, region: tuple[float, float]) -> None:
+        if not files:
+            raise ValueError("no image files given")
+        self.files = [Path(f) for f in files]
+        self.field_size = int(field)
+        self.region = region
+        self._cache = _PlaneCache()
+
+    def _crop(self, rng: np.random.Generator, plane: np.ndarray, weight: np.ndarray | None = None
+              ) -> tuple[int, int, int, int]:
+        """A field-size window in the allowed rows, biased toward `weight` (content or mask)."""
+        h, w = plane.shape
+        r0, r1 = _region_rows(h, self.region)
+        fh, fw = min(self.field_size, r1 - r0), min(self.field_size, w)
+        best, best_score = (r0, 0), -1.0
+        for _ in range(4):                  # best of a few random windows: skips empty corners
+            y = int(rng.integers(r0, r1 - fh + 1))
+            x = int(rng.integers(0, w - fw + 1))
+            src = weight if weight is not None else plane
+            score = float(np.std(src[y:y + fh:4, x:x + fw:4])) + 1e-9 * rng.random()
+            if score > best_score:
+                best, best_score = (y, x), score
+        return best[0], best[1], fh, fw
+
+
+class SharpFolderSource(_FolderBase):
+    """Sharp images from disk with simulated local defocus (`--data DIR`).
+
+    Each field is a crop of up to `field` px of one plane (channels, z and t are separate
+    planes; RGB is turned to grey), blurred by `simulate_local_defocus` with the file's pixel
+    size when it has one, never turned into brightfield (it keeps the user's contrast).
+    """
+
+    def __init__(self, files: list[Path], degradation: DefocusConfig | None = None, field: int = 384,
+                 region: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(files, field, region)
+        self.cfg = degradation or DefocusConfig()
+
+    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
+        k = index % len(self.files)
+        planes, px = self._cache.get(self.files[k])
+        p = int(rng.integers(len(planes)))
+        plane = planes[p]
+        y, x, fh, fw = self._crop(rng, plane)
+        crop = plane[y:y + fh, x:x + fw]
+        tag = (str(self.files[k]), p, y, x)
+        if need == "sharp":
+            params = percentile_params(crop, P_LOW, P_HIGH)
+            return Field(None, normalize(crop, params), None, tag)
+        optics = sample_optics(rng, self.cfg, pixel_um=px)
+        sim = simulate_local_defocus(crop, rng, self.cfg, optics=optics, brightfield=False)
+        params = percentile_params(sim.blurred, P_LOW, P_HIGH)
+        return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
+                     sim.mask.astype(np.float32), tag)
+
+
+def _roi_file(path: Path) -> Path:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ".roi.json")
+    return path.with_name(path.stem + ".roi.json")
+
+
+class PairedFolderSource(_FolderBase):
+    """Blurred/sharp pairs with the same file names (`--data SHARP --blurred BLURRED`).
+
+    Both planes are normalised with the percentiles of the *whole* blurred plane (exactly what
+    the engine does at inference). A ``<stem>.roi.json`` beside every blurred file gives the
+    mask; without them there is no mask and patches are drawn toward where the pair differs.
+    """
+
+    def __init__(self, pairs: list[tuple[Path, Path]], field: int = 512, region: tuple[float, float] = (0.0, 1.0)
+                 ) -> None:
+        super().__init__([b for b, _ in pairs], field, region)
+        self.pairs = [(Path(b), Path(s)) for b, s in pairs]
+        self.has_mask = all(_roi_file(b).is_file() for b, _ in self.pairs)
+        self._params: dict[tuple[int, int], object] = {}
+
+    def _load(self, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        b_path, s_path = self.pairs[k]
+        bp, _ = self._cache.get(b_path)
+        sp, _ = self._cache.get(s_path)
+        if len(bp) != len(sp) or bp[0].shape != sp[0].shape:
+            raise ValueError(f"{b_path.name}: the blurred image ({len(bp)} x {bp[0].shape}) and its sharp "
+                             f"partner ({len(sp)} x {sp[0].shape}) differ in size")
+        return bp, sp
+
+    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
+        k = index % len(self.pairs)
+        bp, sp = self._load(k)
+        p = int(rng.integers(len(bp)))
+        key = (k, p)
+        if key not in self._params:
+            self._params[key] = percentile_params(bp[p], P_LOW, P_HIGH)
+        params = self._params[key]
+        mask_full = None
+        if self.has_mask:
+            from core.roi import load_rois, roi_mask
+
+            mask_full = roi_mask(load_rois(_roi_file(self.pairs[k][0])), bp[p].shape)
+            weight = mask_full
+        else:
+            weight = np.abs(bp[p] - sp[p])
+        y, x, fh, fw = self._crop(rng, bp[p], weight)
+        win = (slice(y, y + fh), slice(x, x + fw))
+        mask = None if mask_full is None else (mask_full[win] > 0).astype(np.float32)
+        if mask is None and need != "sharp":
+            # no ROI file: steer patches toward where the pair differs (weight only, not returned)
+            diff = np.abs(normalize(bp[p][win], params) - normalize(sp[p][win], params))
+            mask_hint = (diff > np.percentile(diff, 60)).astype(np.float32)
+        else:
+            mask_hint = None
+        return Field(normalize(bp[p][win], params), normalize(sp[p][win], params), mask,
+                     (str(self.pairs[k][0]), p, y, x), mask_hint)
+
+
+class ImageFolderSource(_FolderBase):
+    """One side of an unpaired set: images used as they are (`role` "blurred" or "sharp"),
+    each crop normalised by its own plane's percentiles."""
+
+    def __init__(self, files: list[Path], role: str, field: int = 512, region: tuple[float, float] = (0.0, 1.0)
+                 ) -> None:
+        super().__init__(files, field, region)
+        if role not in ("blurred", "sharp"):
+            raise ValueError("role must be 'blurred' or 'sharp'")
+        self.role = role
+        self._params: dict[tuple[int, int], object] = {}
+
+    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
+        k = index % len(self.files)
+        planes, _ = self._cache.get(self.files[k])
+        p = int(rng.integers(len(planes)))
+        if (k, p) not in self._params:
+            self._params[(k, p)] = percentile_params(planes[p], P_LOW, P_HIGH)
+        y, x, fh, fw = self._crop(rng, planes[p])
+        arr = normalize(planes[p][y:y + fh, x:x + fw], self._params[(k, p)])
+        tag = (str(self.files[k]), p, y, x)
+        return Field(arr, None, None, tag) if self.role == "blurred" else Field(None, arr, None, tag)
+
+
+# --------------------------------------------------------------------------- datasets
+
+def _augment(rng: np.random.Generator, arrays: list[np.ndarray | None], intensity: bool = True
+             ) -> list[np.ndarray | None]:
+    k = int(rng.integers(4))
+    flip = bool(rng.random() < 0.5)
+    gain = float(rng.uniform(0.85, 1.15)) if intensity else 1.0
+    offset = float(rng.uniform(-0.05, 0.05)) if intensity else 0.0
+    out = []
+    for i, a in enumerate(arrays):
+        if a is None:
+            out.append(None)
+            continue
+        a = np.rot90(a, k)
+        if flip:
+            a = a[:, ::-1]
+        if i < 2 and intensity:          # images, not the mask
+            a = a * np.float32(gain) + np.float32(offset)
+        out.append(a)
+    return out
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)[None])
+
+
+class PatchDataset(Dataset):
+    """Aligned (blurred, sharp[, mask]) patches from a field source (synthetic, sharp folder,
+    paired folder). Item `i` depends only on (seed, split, i)."""
+
+    def __init__(self, source, length: int, *, patch: int = 128, seed: int = 0, split: int = TRAIN,
+                 augment: bool | None = None, blur_bias: float = 0.85) -> None:
+        if patch < 8:
+            raise ValueError("patch must be at least 8 pixels")
+        self.source = source
+        self.length = int(length)
+        self.patch = int(patch)
+        self.seed = int(seed)
+        self.split = int(split)
+        self.augment = (split == TRAIN) if augment is None else bool(augment)
+        self.blur_bias = float(blur_bias)
+        self.has_mask = getattr(source, "has_mask", True)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        rng = _rng(self.seed, self.split, index)
+        f = self.source.field(rng, index)
+        blurred, sharp = _pad_to(f.blurred, self.patch), _pad_to(f.sharp, self.patch)
+        mask = None if f.mask is None else _pad_to(f.mask, self.patch)
+        steer = mask if mask is not None else (None if f.hint is None else _pad_to(f.hint, self.patch))
+        want = bool(rng.random() < self.blur_bias) if steer is not None else None
+        y, x = _choose_window(rng, sharp, steer, self.patch, want)
+        win = (slice(y, y + self.patch), slice(x, x + self.patch))
+        arrays = [blurred[win], sharp[win], None if mask is None else mask[win]]
+        if self.augment:
+            arrays = _augment(rng, arrays)
+        item = {"blurred": _tensor(arrays[0]), "sharp": _tensor(arrays[1])}
+        if self.has_mask and arrays[2] is not None:
+            item["mask"] = _tensor(arrays[2])
+        return item
+
+
+class UnpairedDataset(Dataset):
+    """Blurred and sharp patches that never show the same place (for CycleGAN).
+
+    The blurred patch comes from field 2i of `blurred_source`, the sharp one from field 2i + 1
+    of `sharp_source` (another seed, file or position). When both happen to come from the
+    same image plane, the sharp window is placed so it does not overlap the blurred one.
+    Items: {"blurred", "sharp", "mask" (of the blurred patch, when known)}.
+    """
+
+    def __init__(self, blurred_source, sharp_source, length: int, *, patch: int = 128, seed: int = 0,
+                 split: int = TRAIN, augment: bool | None = None, blur_bias: float = 0.85) -> None:
+        self.blurred_source = blurred_source
+        self.sharp_source = sharp_source
+        self.length = int(length)
+        self.patch = int(patch)
+        self.seed = int(seed)
+        self.split = int(split)
+        self.augment = (split == TRAIN) if augment is None else bool(augment)
+        self.blur_bias = float(blur_bias)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def sources(self, index: int) -> tuple[tuple, tuple]:
+        """Provenance (image, plane, y, x) of the blurred and sharp patch of item `index`."""
+        return self._draw(index)[4:]
+
+    def _draw(self, index: int):
+        rng_b = _rng(self.seed, self.split, 2 * index, stream=1)
+        rng_s = _rng(self.seed, self.split, 2 * index + 1, stream=2)
+        fb = self.blurred_source.field(rng_b, 2 * index, need="blurred")
+        fs = self.sharp_source.field(rng_s, 2 * index + 1, need="sharp")
+        blurred = _pad_to(fb.blurred, self.patch)
+        mask = None if fb.mask is None else _pad_to(fb.mask, self.patch)
+        want = bool(rng_b.random() < self.blur_bias) if mask is not None else None
+        yb, xb = _choose_window(rng_b, blurred, mask, self.patch, want)
+        sharp = _pad_to(fs.sharp, self.patch)
+        same_plane = fb.tag[:2] == fs.tag[:2] and fb.tag[0] != "synthetic"
+        avoid = None
+        if same_plane:                         # same image plane: keep the windows apart
+            avoid = (yb + fb.tag[2] - fs.tag[2], xb + fb.tag[3] - fs.tag[3])
+        ys, xs = _choose_window(rng_s, sharp, None, self.patch, None, avoid=avoid)
+        tag_b = fb.tag[:2] + (fb.tag[2] + yb, fb.tag[3] + xb)
+        tag_s = fs.tag[:2] + (fs.tag[2] + ys, fs.tag[3] + xs)
+        if same_plane and abs(tag_b[2] - tag_s[2]) < self.patch and abs(tag_b[3] - tag_s[3]) < self.patch:
+            raise ValueError(f"{fb.tag[0]}: unpaired training needs at least two images, or images at "
+                             f"least twice the patch size ({self.patch} px), so that blurred and sharp "
+                             f"patches never show the same place")
+        pb = blurred[yb:yb + self.patch, xb:xb + self.patch]
+        pm = None if mask is None else mask[yb:yb + self.patch, xb:xb + self.patch]
+        ps = sharp[ys:ys + self.patch, xs:xs + self.patch]
+        return pb, pm, ps, rng_s, tag_b, tag_s
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        pb, pm, ps, rng_s, _, _ = self._draw(index)
+        if self.augment:
+            rng = _rng(self.seed, self.split, index, stream=3)
+            pb, _, pm = _augment(rng, [pb, None, pm])
+            ps, = _augment(rng_s, [ps])
+        item = {"blurred": _tensor(pb), "sharp": _tensor(ps)}
+        if pm is not None:
+            item["mask"] = _tensor(pm)
+        return item
+
+
+# --------------------------------------------------------------------------- entry points
+
+def _split_files(files: list[Path], val_fraction: float, seed: int
+                 ) -> tuple[list[Path], list[Path], tuple[float, float], tuple[float, float]]:
+    """Train/val files (a seeded permutation) or, for one file, train/val row bands."""
+    if len(files) == 1 or val_fraction <= 0:
+        if val_fraction <= 0:
+            return files, files, (0.0, 1.0), (0.0, 1.0)
+        cut = 1.0 - val_fraction
+        return files, files, (0.0, cut), (cut, 1.0)
+    order = np.random.default_rng(np.random.SeedSequence([seed, 7])).permutation(len(files))
+    n_val = min(len(files) - 1, max(1, int(round(val_fraction * len(files)))))
+    val = sorted(files[i] for i in order[:n_val])
+    train = sorted(files[i] for i in order[n_val:])
+    return train, val, (0.0, 1.0), (0.0, 1.0)
+
+
+def _pairs(sharp_dir: str, blurred_dir: str) -> list[tuple[Path, Path]]:
+    sharp = {p.name: p for p in list_images(sharp_dir)}
+    blurred = {p.name: p for p in list_images(blurred_dir)}
+    missing_sharp = sorted(set(blurred) - set(sharp))
+    missing_blurred = sorted(set(sharp) - set(blurred))
+    if missing_sharp or missing_blurred:
+        parts = []
+        if missing_sharp:
+            parts.append(f"no sharp partner in {sharp_dir} for {_names(missing_sharp)}")
+        if missing_blurred:
+            parts.append(f"no blurred partner in {blurred_dir} for {_names(missing_blurred)}")
+        raise ValueError("paired folders must hold the same file names: " + "; ".join(parts))
+    return [(blurred[n], sharp[n]) for n in sorted(sharp)]
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, seed: int = 0,
+                  val_fraction: float = 0.1, paired: bool = True, degradation: DefocusConfig | None = None,
+                  field: int | None = None, train_length: int | None = None, val_length: int | None = None,
+                  kinds: dict[str, float] | list[str] | None = None) -> tuple[Dataset, Dataset]:
+    """Training and validation datasets for every trainer.
+
+    Parameters
+    ----------
+    data
+        "synthetic" (procedural specimens, simulated blur) or a folder of images: sharp ones
+        (blur simulated) or, with `blurred`, the sharp partners of the blurred folder.
+    blurred
+        Folder of blurred images: paired with `data` by file name (`paired=True`) or an
+        unpaired blurred set (`paired=False`).
+    patch, seed, val_fraction
+        Patch side (px), seed of everything, share of files (or of rows for one file) for
+        validation.
+    paired
+        False: items whose blurred and sharp patches never align (CycleGAN).
+    degradation
+        Simulation settings (default `DefocusConfig()`); ignored for blurred folders.
+    field
+        Side of the field generated or cropped per item (default: synthetic max(256, 2 * patch),
+        folders max(384, 2 * patch)).
+    train_length, val_length
+        Items per epoch (default: synthetic 10000 / 64; folders 64 per image, at least 512 / 32).
+    kinds
+        Specimen kinds and weights for synthetic data (default `training.synth.DEFAULT_WEIGHTS`).
+    """
+    cfg = degradation or DefocusConfig()
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    common = dict(patch=patch, seed=seed)
+    if str(data).lower() == "synthetic":
+        if blurred is not None:
+            raise ValueError("--blurred cannot be combined with synthetic data")
+        src = SyntheticSource(cfg, field or max(256, 2 * patch), kinds)
+        n_train, n_val = train_length or 10_000, val_length or 64
+        if paired:
+            return (PatchDataset(src, n_train, split=TRAIN, **common),
+                    PatchDataset(src, n_val, split=VAL, **common))
+        return (UnpairedDataset(src, src, n_train, split=TRAIN, **common),
+                UnpairedDataset(src, src, n_val, split=VAL, **common))
+
+    fsize = field or max(384, 2 * patch)
+    if blurred is None:
+        files = list_images(data)
+        tr, va, rtr, rva = _split_files(files, val_fraction, seed)
+        src_tr = SharpFolderSource(tr, cfg, fsize, rtr)
+        src_va = SharpFolderSource(va, cfg, fsize, rva)
+        n_train = train_length or max(512, 64 * len(tr))
+        n_val = val_length or max(32, 8 * len(va))
+        if paired:
+            return (PatchDataset(src_tr, n_train, split=TRAIN, **common),
+                    PatchDataset(src_va, n_val, split=VAL, **common))
+        return (UnpairedDataset(src_tr, src_tr, n_train, split=TRAIN, **common),
+                UnpairedDataset(src_va, src_va, n_val, split=VAL, **common))
+
+    if paired:
+        pairs = _pairs(data, blurred)
+        by_blurred = dict(pairs)
+        tr, va, rtr, rva = _split_files([b for b, _ in pairs], val_fraction, seed)
+        src_tr = PairedFolderSource([(b, by_blurred[b]) for b in tr], fsize, rtr)
+        src_va = PairedFolderSource([(b, by_blurred[b]) for b in va], fsize, rva)
+        n_train = train_length or max(512, 64 * len(tr))
+        n_val = val_length or max(32, 8 * len(va))
+        return (PatchDataset(src_tr, n_train, split=TRAIN, **common),
+                PatchDataset(src_va, n_val, split=VAL, **common))
+
+    sharp_files, blurred_files = list_images(data), list_images(blurred)
+    s_tr, s_va, s_rtr, s_rva = _split_files(sharp_files, val_fraction, seed)
+    b_tr, b_va, b_rtr, b_rva = _split_files(blurred_files, val_fraction, seed + 1)
+    n_train = train_length or max(512, 64 * max(len(b_tr), len(s_tr)))
+    n_val = val_length or max(32, 8 * max(len(b_va), len(s_va)))
+    return (UnpairedDataset(ImageFolderSource(b_tr, "blurred", fsize, b_rtr),
+                            ImageFolderSource(s_tr, "sharp", fsize, s_rtr), n_train, split=TRAIN, **common),
+            UnpairedDataset(ImageFolderSource(b_va, "blurred", fsize, b_rva),
+                            ImageFolderSource(s_va, "sharp", fsize, s_rva), n_val, split=VAL, **common))
+
+
+def _worker_init(_: int) -> None:
+    """One thread per worker: the workers already use the cores."""
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def make_loader(dataset: Dataset, batch_size: int = 16, *, workers: int = 0, shuffle: bool = True,
+                seed: int = 0, drop_last: bool = True) -> DataLoader:
+    """DataLoader with seeded shuffling and single-threaded workers (items are reproducible
+    whatever the worker count, since each depends only on its index)."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=int(workers),
+                      worker_init_fn=_worker_init if workers > 0 else None, generator=g,
+                      drop_last=drop_last and len(dataset) >= batch_size,
+                      persistent_workers=workers > 0, pin_memory=False)
