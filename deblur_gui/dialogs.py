@@ -1,0 +1,238 @@
+"""Dialogs: plain error messages with details on demand, safe save paths, blurred-region detection.
+
+Errors reach a biologist as one sentence ("Cannot open 'nuclei.tif': the file is truncated or
+damaged"), with the technical details behind a "Show Details" button, never as a stack trace.
+Save dialogs refuse the original image's path, so nothing the user opened is ever lost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+__all__ = ["show_error", "split_message", "choose_save_path", "same_file", "DetectDialog",
+           "show_about"]
+
+_FILE_NOTE = re.compile(r"\s*\(file: [^)]*\)\s*$")
+
+
+def split_message(message: str) -> tuple[str, str]:
+    """Move a trailing '(file: /long/path)' from the short message into the details."""
+    m = _FILE_NOTE.search(message)
+    if not m:
+        return message, ""
+    return message[:m.start()].rstrip(), m.group(0).strip()[1:-1]
+
+
+def show_error(parent: QtWidgets.QWidget | None, message: str, details: str = "",
+               title: str = "deblur") -> QtWidgets.QMessageBox:
+    """A short warning with optional details; non-blocking (window-modal), so scripts and tests go on."""
+    short, note = split_message(message)
+    if short and short[-1] not in ".!?":
+        short += "."
+    box = QtWidgets.QMessageBox(parent)
+    box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(short)
+    full = "\n\n".join(s for s in (note, details.strip()) if s)
+    if full:
+        box.setDetailedText(full)
+    box.setStandardButtons(QtWidgets.QMessageBox.StandardButton.Ok)
+    box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
+
+
+def same_file(a: Path, b: Path | None) -> bool:
+    """Whether two paths name the same file (also through links and case-insensitive disks)."""
+    if b is None:
+        return False
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def choose_save_path(parent: QtWidgets.QWidget | None, title: str, suggested: Path, filters: str,
+                     default_suffix: str, original: Path | None = None) -> Path | None:
+    """Ask where to save; refuse the original's path, confirm before replacing another file.
+
+    Returns None when the user cancels.
+    """
+    while True:
+        dlg = QtWidgets.QFileDialog(parent, title, str(suggested), filters)
+        dlg.setAcceptMode(QtWidgets.QFileDialog.AcceptMode.AcceptSave)
+        dlg.setDefaultSuffix(default_suffix.lstrip("."))
+        dlg.setOption(QtWidgets.QFileDialog.Option.DontConfirmOverwrite, True)
+        dlg.selectFile(suggested.name)
+        if dlg.exec() != QtWidgets.QDialog.DialogCode.Accepted or not dlg.selectedFiles():
+            return None
+        path = Path(dlg.selectedFiles()[0])
+        if same_file(path, original):
+            QtWidgets.QMessageBox.warning(
+                parent, title, f"\u201c{path.name}\u201d is the original image. deblur never "
+                "overwrites the original: please choose another name.")
+            suggested = path.with_name(path.stem + "_deblurred" + path.suffix)
+            continue
+        if path.exists():
+            answer = QtWidgets.QMessageBox.question(
+                parent, title, f"\u201c{path.name}\u201d already exists. Replace it?",
+                QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                QtWidgets.QMessageBox.StandardButton.No)
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                suggested = path
+                continue
+        return path
+
+
+def show_about(parent: QtWidgets.QWidget | None) -> None:
+    from deblur_gui import __version__
+
+    QtWidgets.QMessageBox.about(
+        parent, "About deblur",
+        f"<h3>deblur {__version__}</h3>"
+        "<p>Repair out-of-focus regions of microscopy images: open an image, mark the blurred "
+        "areas, choose a model, restore, compare and save.</p>"
+        "<p>The original image is never overwritten. Pixels outside the marked regions are "
+        "left exactly as they were.</p><p>BSD-3-Clause licence.</p>")
+
+
+class DetectDialog(QtWidgets.QDialog):
+    """Find blurred regions automatically: a focus-map overlay and a threshold slider.
+
+    The detection itself is core.focus.blurred_regions; this dialog shows its mask over the image
+    while the slider moves and hands the regions to the caller, where they become ordinary,
+    editable ROIs.
+    """
+
+    def __init__(self, plane: np.ndarray, view: pg.ViewBox, add_rois: Callable[[object, bool], None],
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        from core import focus
+
+        self.setWindowTitle("Detect blurred regions")
+        self.setModal(False)
+        self._focus = focus
+        self.plane = plane.mean(axis=-1) if plane.ndim == 3 else plane
+        self.view = view
+        self.add_rois = add_rois
+        self.rois = None
+        self.mask: np.ndarray | None = None
+
+        layout = QtWidgets.QVBoxLayout(self)
+        info = QtWidgets.QLabel("Areas drawn in red look out of focus. Move the slider until they cover "
+                                "the blurred parts, then add them as regions. You can still move, "
+                                "resize or delete each region afterwards.")
+        info.setWordWrap(True)
+        layout.addWidget(info)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Fewer"))
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setRange(1, 99)
+        self.slider.setToolTip("Sensitivity: further right marks more of the image as blurred")
+        row.addWidget(self.slider, 1)
+        row.addWidget(QtWidgets.QLabel("More"))
+        layout.addLayout(row)
+        self.automatic = QtWidgets.QCheckBox("Automatic (compares with the sharpest parts of this image)")
+        self.automatic.setChecked(True)
+        layout.addWidget(self.automatic)
+        self.show_map = QtWidgets.QCheckBox("Show the focus map (yellow = sharp, blue = blurred)")
+        layout.addWidget(self.show_map)
+        self.summary = QtWidgets.QLabel()
+        layout.addWidget(self.summary)
+        buttons = QtWidgets.QDialogButtonBox()
+        self.add_btn = buttons.addButton("Add as regions", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
+        self.replace_btn = buttons.addButton("Replace my regions", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.addButton(QtWidgets.QDialogButtonBox.StandardButton.Close)
+        layout.addWidget(buttons)
+        self.add_btn.clicked.connect(lambda: self._accept(replace=False))
+        self.replace_btn.clicked.connect(lambda: self._accept(replace=True))
+        buttons.rejected.connect(self.reject)
+
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            self.focus_map = np.asarray(focus.focus_map(self.plane), dtype=np.float32)
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        self.map_item = pg.ImageItem(autoDownsample=True)
+        self.map_item.setZValue(5)
+        self.map_item.setOpacity(0.6)
+        self.map_item.setImage(_focus_rgba(self.focus_map))
+        self.map_item.setVisible(False)
+        self.mask_item = pg.ImageItem(autoDownsample=True)
+        self.mask_item.setZValue(6)
+        self.mask_item.setOpacity(0.4)
+        self.mask_item.setLookupTable(np.array([[0, 0, 0, 0], [244, 67, 54, 255]], dtype=np.ubyte))
+        view.addItem(self.map_item)
+        view.addItem(self.mask_item)
+
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self.update_detection)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.automatic.toggled.connect(lambda _: self._timer.start())
+        self.show_map.toggled.connect(self.map_item.setVisible)
+        self.finished.connect(self._cleanup)
+        self.update_detection()
+        self._place_slider()
+
+    def _place_slider(self) -> None:
+        """Put the slider where the automatic threshold landed, so moving it starts from there."""
+        inside = self.focus_map[(self.mask if self.mask is not None else False) & (self.focus_map >= 0)]
+        pos = float(np.percentile(inside, 90)) if inside.size else 0.3
+        self.slider.blockSignals(True)
+        self.slider.setValue(int(np.clip(round(pos * 100), 1, 99)))
+        self.slider.blockSignals(False)
+
+    def _on_slider(self, value: int) -> None:
+        self.automatic.blockSignals(True)
+        self.automatic.setChecked(False)
+        self.automatic.blockSignals(False)
+        self._timer.start()
+
+    def threshold(self) -> float | None:
+        """The focus value below which an area counts as blurred (None: automatic)."""
+        return None if self.automatic.isChecked() else self.slider.value() / 100.0
+
+    def update_detection(self) -> None:
+        rois, mask = self._focus.blurred_regions(self.plane, threshold=self.threshold())
+        self.rois = list(getattr(rois, "rois", rois))
+        self.mask = np.asarray(mask, dtype=bool)
+        self.mask_item.setImage(self.mask.astype(np.uint8), autoLevels=False, levels=(0, 1))
+        n = len(self.rois)
+        frac = float(self.mask.mean()) * 100 if self.mask.size else 0.0
+        if n:
+            self.summary.setText(f"{n} region{'s' if n != 1 else ''} found, covering {frac:.0f} % of the image.")
+        else:
+            self.summary.setText("No clearly blurred region found at this setting.")
+        self.add_btn.setEnabled(n > 0)
+        self.replace_btn.setEnabled(n > 0)
+
+    def _accept(self, replace: bool) -> None:
+        if self.rois is not None:
+            self.add_rois(self.rois, replace)
+        self.accept()
+
+    def _cleanup(self, *args: object) -> None:
+        for item in (self.map_item, self.mask_item):
+            if item.scene() is not None:
+                self.view.removeItem(item)
+
+
+def _focus_rgba(fmap: np.ndarray) -> np.ndarray:
+    """The focus map as an RGBA overlay: viridis from blurred (0) to sharp (1); areas without
+    structure (-1) transparent."""
+    lut = pg.colormap.get("viridis").getLookupTable(nPts=256, alpha=True)
+    idx = (np.clip(fmap, 0, 1) * 255).astype(np.uint8)
+    rgba = lut[idx]
+    rgba[fmap < 0, 3] = 0
+    return rgba

@@ -1,0 +1,463 @@
+"""Choosing a model: the registry as a picker, its card in plain words, its settings, the device.
+
+Everything shown comes from core.models.registry (models, parameters with their labels, ranges
+and help, model cards) and core.devices, so a model added to the registry appears here with its
+settings and nothing in the GUI changes.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore, QtWidgets
+
+from deblur_gui.settings import Settings
+from deblur_gui.state import AppState
+
+__all__ = ["ModelPanel", "describe_card", "KIND_WORDS"]
+
+KIND_WORDS = {
+    "classical": "Classical method (no training)",
+    "gan": "Neural network (GAN)",
+    "diffusion": "Neural network (diffusion model)",
+}
+
+# rough speed before anything was measured here, per kind, in plain words
+_GUESS = {
+    "classical": "a few seconds per megapixel on a CPU",
+    "gan": "seconds per megapixel on a GPU; about ten times slower on a CPU",
+    "diffusion": "slow: minutes per megapixel on a CPU; a GPU is strongly recommended",
+}
+
+
+def describe_card(card: dict) -> list[str]:
+    """Plain lines from a model card: what it was trained on, how long, how well."""
+    lines = []
+    train = card.get("training") or {}
+    val = card.get("validation") or {}
+    if train.get("data"):
+        lines.append(f"Trained on: {train['data']}")
+    bits = []
+    if train.get("steps"):
+        bits.append(f"{train['steps']} steps")
+    if train.get("wall_time_s"):
+        bits.append(f"{float(train['wall_time_s']) / 3600:.1f} h")
+    if train.get("device"):
+        bits.append(f"on {train['device']}")
+    if bits:
+        lines.append("Training: " + ", ".join(bits))
+    if val.get("psnr") is not None:
+        txt = f"Validation: PSNR {float(val['psnr']):.1f} dB"
+        if val.get("psnr_blurred") is not None:
+            txt = f"Validation: PSNR {float(val['psnr_blurred']):.1f} \u2192 {float(val['psnr']):.1f} dB"
+        if val.get("ssim") is not None:
+            txt += f", SSIM {float(val['ssim']):.3f}"
+        lines.append(txt)
+    if card.get("notes"):
+        lines.append(str(card["notes"]))
+    return lines
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 1:
+        return "under a second"
+    if s < 90:
+        return f"about {s:.0f} s"
+    if s < 5400:
+        return f"about {s / 60:.0f} min"
+    return f"about {s / 3600:.1f} h"
+
+
+class ModelPanel(QtWidgets.QWidget):
+    """Model picker, model card, parameters, tile size, device and weights.
+
+    Signals: run_requested() when the big button is pressed; weights_requested() for Load weights.
+    """
+
+    run_requested = QtCore.Signal()
+    weights_requested = QtCore.Signal()
+
+    def __init__(self, state: AppState, settings: Settings, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.settings = settings
+        self.entries: dict[str, Any] = {}
+        self.param_widgets: dict[str, QtWidgets.QWidget] = {}
+        self._loading = False
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        form = QtWidgets.QFormLayout()
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.combo = QtWidgets.QComboBox()
+        self.combo.setToolTip("The restoration method. Each is described below.")
+        self.combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(14)
+        form.addRow("Model", self.combo)
+        layout.addLayout(form)
+
+        self.card = QtWidgets.QLabel()
+        self.card.setWordWrap(True)
+        self.card.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.card.setStyleSheet("QLabel { background: #2b2d31; border-radius: 4px; padding: 6px; color: #dadce0; }")
+        self.card.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Minimum)
+        layout.addWidget(self.card)
+
+        weights_row = QtWidgets.QHBoxLayout()
+        self.weights_label = QtWidgets.QLabel()
+        self.weights_label.setWordWrap(True)
+        self.weights_label.setMinimumWidth(80)
+        self.weights_btn = QtWidgets.QPushButton("Load weights\u2026")
+        self.weights_btn.setToolTip("Use a model you trained with deblur-train (a .safetensors file)")
+        self.builtin_btn = QtWidgets.QPushButton("Built-in")
+        self.builtin_btn.setToolTip("Go back to the weights shipped with deblur")
+        weights_row.addWidget(self.weights_label, 1)
+        weights_row.addWidget(self.weights_btn)
+        weights_row.addWidget(self.builtin_btn)
+        layout.addLayout(weights_row)
+
+        self.params_box = QtWidgets.QGroupBox("Settings")
+        self.params_form = QtWidgets.QFormLayout(self.params_box)
+        self.params_form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        layout.addWidget(self.params_box)
+
+        run_box = QtWidgets.QGroupBox("Run")
+        run_form = QtWidgets.QFormLayout(run_box)
+        run_form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.device = QtWidgets.QComboBox()
+        self.device.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device.setToolTip("Where the computation runs. Auto uses a GPU when there is one.")
+        run_form.addRow("Device", self.device)
+        self.device_in_use = QtWidgets.QLabel()
+        self.device_in_use.setStyleSheet("color: #9aa0a6;")
+        run_form.addRow("", self.device_in_use)
+        self.tile = QtWidgets.QSpinBox()
+        self.tile.setRange(64, 4096)
+        self.tile.setSingleStep(64)
+        self.tile.setSuffix(" px")
+        self.tile.setToolTip("The image is processed in tiles of this size. Smaller tiles need less "
+                             "memory; larger ones are a little faster.")
+        run_form.addRow("Tile size", self.tile)
+        self.all_planes = QtWidgets.QCheckBox("All planes of the stack")
+        self.all_planes.setToolTip("Restore the marked regions in every plane/channel, not only the one shown")
+        run_form.addRow("", self.all_planes)
+        layout.addWidget(run_box)
+
+        self.estimate = QtWidgets.QLabel()
+        self.estimate.setWordWrap(True)
+        self.estimate.setStyleSheet("color: #9aa0a6;")
+        layout.addWidget(self.estimate)
+
+        self.run_btn = QtWidgets.QPushButton("Restore selected regions")
+        self.run_btn.setMinimumHeight(34)
+        f = self.run_btn.font()
+        f.setBold(True)
+        self.run_btn.setFont(f)
+        self.run_btn.setStyleSheet("QPushButton { background: #1a73e8; color: white; border-radius: 4px; }"
+                                   "QPushButton:disabled { background: #3c4043; color: #80868b; }"
+                                   "QPushButton:hover:!disabled { background: #4285f4; }")
+        layout.addWidget(self.run_btn)
+        layout.addStretch(1)
+
+        self.combo.currentIndexChanged.connect(self._on_model_chosen)
+        self.device.currentIndexChanged.connect(self._on_device)
+        self.tile.valueChanged.connect(self._on_tile)
+        self.all_planes.toggled.connect(self._on_all_planes)
+        self.weights_btn.clicked.connect(self.weights_requested)
+        self.builtin_btn.clicked.connect(self.use_builtin_weights)
+        self.run_btn.clicked.connect(self.run_requested)
+        state.image_changed.connect(self.refresh_run)
+        state.rois_changed.connect(self.refresh_run)
+        state.busy_changed.connect(lambda busy: self.refresh_run())
+
+        self.populate()
+
+    # ------------------------------------------------------------------ models
+    def populate(self) -> None:
+        """(Re)read the registry; keep the chosen model when it is still there."""
+        from core.devices import available_devices
+        from core.models.registry import list_entries
+
+        self._loading = True
+        try:
+            self.entries = {e.name: e for e in list_entries()}
+            self.combo.clear()
+            for name, e in self.entries.items():
+                self.combo.addItem(f"{name}  \u2014  {KIND_WORDS.get(e.kind, e.kind)}", name)
+            self.device.clear()
+            labels = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)", "mps": "GPU (Apple)"}
+            for dev in available_devices():
+                self.device.addItem(labels.get(dev, dev), dev)
+            dev = self.settings.device()
+            idx = self.device.findData(dev)
+            self.device.setCurrentIndex(max(0, idx))
+            self.state.device = self.device.currentData()
+            self.tile.setValue(self.settings.tile())
+            self.state.tile = self.tile.value()
+            self.state.overlap = self.settings.overlap()
+        finally:
+            self._loading = False
+        wanted = self.settings.model()
+        self.select_model(wanted if wanted in self.entries else next(iter(self.entries), ""))
+        self._update_device_label()
+
+    def select_model(self, name: str, weights: Path | None = None) -> None:
+        """Show `name` with its remembered settings (and optional user weights)."""
+        if name not in self.entries:
+            raise ValueError(f"unknown model {name!r} (available: {', '.join(self.entries) or 'none'})")
+        self._pending_weights = weights
+        idx = self.combo.findData(name)
+        if idx == self.combo.currentIndex():
+            self._on_model_chosen(idx)
+        else:
+            self.combo.setCurrentIndex(idx)
+
+    def _on_model_chosen(self, index: int) -> None:
+        if self._loading or index < 0:
+            return
+        name = self.combo.itemData(index)
+        entry = self.entries[name]
+        weights = getattr(self, "_pending_weights", None)
+        self._pending_weights = None
+        self._build_params(entry)
+        self.state.set_model(name, self.current_params(), weights)
+        self.settings.set_model(name)
+        self._update_card()
+        self.refresh_run()
+
+    def _build_params(self, entry: Any) -> None:
+        while self.params_form.rowCount():
+            self.params_form.removeRow(0)
+        self.param_widgets = {}
+        saved = self.settings.model_params(entry.name)
+        for key, p in entry.params.items():
+            value = saved.get(key, p.default)
+            widget = self._editor(p, value)
+            label = p.label or key.replace("_", " ").capitalize()
+            widget.setToolTip(p.help[:1].upper() + p.help[1:] if p.help else "")
+            self.param_widgets[key] = widget
+            self.params_form.addRow(label, widget)
+        self.params_box.setVisible(bool(entry.params))
+
+    def _editor(self, p: Any, value: Any) -> QtWidgets.QWidget:
+        """A widget for one registry Param: choices -> combo, bool -> check, int/float -> spin."""
+        if p.choices:
+            w = QtWidgets.QComboBox()
+            for c in p.choices:
+                w.addItem(str(c), c)
+            w.setCurrentIndex(max(0, w.findData(value)))
+            w.currentIndexChanged.connect(self._on_param)
+            return w
+        if p.type is bool:
+            w = QtWidgets.QCheckBox()
+            w.setChecked(bool(value))
+            w.toggled.connect(self._on_param)
+            return w
+        if p.type is int:
+            w = QtWidgets.QSpinBox()
+            w.setRange(int(p.min) if p.min is not None else -10**9, int(p.max) if p.max is not None else 10**9)
+            try:
+                w.setValue(int(value))
+            except (TypeError, ValueError):
+                w.setValue(int(p.default))
+            w.valueChanged.connect(self._on_param)
+            return w
+        if p.type is float:
+            w = QtWidgets.QDoubleSpinBox()
+            w.setDecimals(2)
+            w.setRange(float(p.min) if p.min is not None else -1e9, float(p.max) if p.max is not None else 1e9)
+            w.setSingleStep(0.5)
+            try:
+                w.setValue(float(value))
+            except (TypeError, ValueError):
+                w.setValue(float(p.default))
+            w.valueChanged.connect(self._on_param)
+            return w
+        w = QtWidgets.QLineEdit(str(value))
+        w.editingFinished.connect(self._on_param)
+        return w
+
+    def current_params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, w in self.param_widgets.items():
+            if isinstance(w, QtWidgets.QComboBox):
+                out[key] = w.currentData()
+            elif isinstance(w, QtWidgets.QCheckBox):
+                out[key] = w.isChecked()
+            elif isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
+                out[key] = w.value()
+            else:
+                out[key] = w.text()
+        return out
+
+    def set_param(self, key: str, value: Any) -> None:
+        """Set one model setting as if the user had typed it (scripted starts and tests)."""
+        w = self.param_widgets[key]
+        if isinstance(w, QtWidgets.QComboBox):
+            w.setCurrentIndex(w.findData(value))
+        elif isinstance(w, QtWidgets.QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QtWidgets.QSpinBox):
+            w.setValue(int(value))
+        elif isinstance(w, QtWidgets.QDoubleSpinBox):
+            w.setValue(float(value))
+        else:
+            w.setText(str(value))
+            self._on_param()
+
+    def _on_param(self, *args: Any) -> None:
+        params = self.current_params()
+        self.state.model_params = params
+        self.settings.set_model_params(self.state.model_name, params)
+        self.state.model_changed.emit()
+        self.refresh_run()
+
+    def plain_names(self, message: str) -> str:
+        """Put the labels the user sees ("Blur radius (px)") in place of setting names in a message."""
+        import re
+
+        entry = self.entries.get(self.state.model_name)
+        if entry is not None:
+            for key, p in entry.params.items():
+                if p.label:
+                    message = re.sub(rf"\b{re.escape(key)}\b", f"\u201c{p.label}\u201d", message)
+        return message[:1].upper() + message[1:]
+
+    # ------------------------------------------------------------------ weights
+    def use_weights(self, path: Path) -> None:
+        """Run with a user's weights file; if its card names another model, switch to it."""
+        from core.models.registry import read_card
+
+        card = read_card(path)
+        name = card.get("model") if isinstance(card, dict) else None
+        if name in self.entries and name != self.state.model_name:
+            self.select_model(name, weights=Path(path))
+        else:
+            self.state.set_model(self.state.model_name, self.current_params(), Path(path))
+            self._update_card()
+            self.refresh_run()
+
+    def use_builtin_weights(self) -> None:
+        self.state.set_model(self.state.model_name, self.current_params(), None)
+        self._update_card()
+        self.refresh_run()
+
+    # ------------------------------------------------------------------ card, device, estimate
+    def _update_card(self) -> None:
+        from core.models.registry import read_card
+
+        entry = self.entries.get(self.state.model_name)
+        if entry is None:
+            self.card.setText("No models are installed.")
+            return
+        lines = [f"<b>{html.escape(entry.name)}</b> \u2014 {html.escape(KIND_WORDS.get(entry.kind, entry.kind))}",
+                 html.escape(entry.summary)]
+        weights = self.state.weights or (entry.default_weights if entry.needs_weights else None)
+        if entry.needs_weights:
+            card: dict = {}
+            if weights is not None and Path(weights).is_file():
+                try:
+                    card = read_card(weights)
+                except ValueError as exc:
+                    lines.append(f"<span style='color:#f28b82'>{html.escape(str(exc))}</span>")
+            lines += [html.escape(s) for s in describe_card(card)]
+        self.card.setText("<br>".join(lines))
+
+        needs = entry.needs_weights
+        self.weights_btn.setVisible(needs)
+        self.builtin_btn.setVisible(needs and self.state.weights is not None)
+        if not needs:
+            self.weights_label.setText("")
+            self.weights_label.setVisible(False)
+        else:
+            self.weights_label.setVisible(True)
+            if self.state.weights is not None:
+                self.weights_label.setText(f"Weights: {Path(self.state.weights).name}")
+            elif entry.has_weights():
+                self.weights_label.setText("Weights: built-in")
+            else:
+                self.weights_label.setText("<span style='color:#fdd663'>No trained weights shipped: "
+                                           "load a file trained with deblur-train.</span>")
+
+    def _on_device(self, index: int) -> None:
+        if self._loading or index < 0:
+            return
+        self.state.device = self.device.currentData()
+        self.settings.set_device(self.state.device)
+        self._update_device_label()
+        self.refresh_run()
+
+    def _update_device_label(self) -> None:
+        from core.devices import device_label, pick_device
+
+        try:
+            self.device_in_use.setText("In use: " + device_label(pick_device(self.state.device)))
+        except ValueError as exc:
+            self.device_in_use.setText(str(exc))
+
+    def resolved_device(self) -> str:
+        from core.devices import pick_device
+
+        try:
+            return pick_device(self.state.device).type
+        except ValueError:
+            return "cpu"
+
+    def _on_tile(self, value: int) -> None:
+        self.state.tile = int(value)
+        if not self._loading:
+            self.settings.set_tile(int(value))
+
+    def _on_all_planes(self, checked: bool) -> None:
+        self.state.all_planes = bool(checked)
+        self.refresh_run()
+
+    def can_run(self) -> tuple[bool, str]:
+        """Whether Restore can start now, and if not, why (shown as the button's tooltip)."""
+        if self.state.busy:
+            return False, "A restoration is running."
+        if self.state.image is None:
+            return False, "Open an image first."
+        entry = self.entries.get(self.state.model_name)
+        if entry is None:
+            return False, "No model is selected."
+        if entry.needs_weights and self.state.weights is None and not entry.has_weights():
+            return False, "This model has no trained weights yet: use Load weights\u2026"
+        return True, ""
+
+    def refresh_run(self) -> None:
+        ok, why = self.can_run()
+        has_rois = bool(self.state.rois)
+        self.run_btn.setText("Restore selected regions" if has_rois or self.state.image is None
+                             else "Restore whole image")
+        self.run_btn.setEnabled(ok)
+        self.run_btn.setToolTip(why or "Run the chosen model on the marked regions (Ctrl+R)")
+        stack = bool(self.state.image is not None and self.state.plane_axes())
+        self.all_planes.setVisible(stack)
+        self.estimate.setText(self._estimate_text())
+
+    def _estimate_text(self) -> str:
+        """Expected run time on this machine: measured speed if there is one, else a rough guess."""
+        entry = self.entries.get(self.state.model_name)
+        if entry is None or self.state.image is None:
+            return ""
+        h, w = self.state.image_size
+        if self.state.rois:
+            area = 0.0
+            for e in self.state.rois:
+                x0, y0, x1, y1 = e.shape.bounds()
+                area += max(0.0, min(x1, w) - max(x0, 0)) * max(0.0, min(y1, h) - max(y0, 0))
+            area = min(area, h * w)
+        else:
+            area = float(h * w)
+        planes = 1
+        if self.state.all_planes:
+            for _, n in self.state.plane_axes():
+                planes *= n
+        mpix = area * planes / 1e6
+        speed = self.settings.speed(entry.name, self.resolved_device())
+        if speed:
+            return f"Expected time on this computer: {_fmt_seconds(mpix / speed)} ({mpix:.2f} megapixels)."
+        return f"Expected speed: {_GUESS.get(entry.kind, 'unknown')} ({mpix:.2f} megapixels to do)."

@@ -1,0 +1,301 @@
+"""The viewer's state as plain Python objects that the Qt widgets observe (DESIGN §6).
+
+Nothing here imports Qt: the state can be built, changed and checked in a test without a window,
+and every widget reads from and writes to it instead of to each other. Changes are announced
+through tiny :class:`Signal` objects (a list of callbacks), so a widget that shows the ROIs and the
+panel that lists them stay in step without knowing about one another.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from core.roi import Polygon, Rect, Roi, RoiSet
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from core.io import Image
+
+__all__ = ["Signal", "RoiEntry", "Result", "AppState", "roi_label", "plane_axes", "DEFAULT_FEATHER"]
+
+DEFAULT_FEATHER = 16.0
+
+# axes of one displayed plane: Y, X and, for RGB(A) images, the samples axis
+_PLANE_AXES = "YXS"
+
+
+class Signal:
+    """A minimal observer list: ``connect(fn)``, ``emit(*args)``.
+
+    Plain callbacks keep the state free of Qt; the widgets that connect are all on the GUI thread,
+    and the worker thread never touches the state (its results arrive through Qt signals first).
+    """
+
+    def __init__(self) -> None:
+        self._slots: list[Callable[..., Any]] = []
+
+    def connect(self, slot: Callable[..., Any]) -> None:
+        if slot not in self._slots:
+            self._slots.append(slot)
+
+    def disconnect(self, slot: Callable[..., Any]) -> None:
+        if slot in self._slots:
+            self._slots.remove(slot)
+
+    def emit(self, *args: Any) -> None:
+        for slot in list(self._slots):
+            slot(*args)
+
+
+@dataclass
+class RoiEntry:
+    """One region the user marked; `id` stays fixed while the shape is moved or resized."""
+
+    id: int
+    shape: Roi
+
+
+@dataclass
+class Result:
+    """One finished restoration, kept so several models or settings can be compared."""
+
+    id: int
+    model: str
+    params: dict[str, Any]
+    device: str
+    image: "Image"                      # full image, same shape and dtype as the original
+    seconds: float
+    scope: str                          # "all planes" or a description of the plane restored
+    rois: RoiSet
+    weights: Path | None = None
+    sharpness: list[tuple[str, float, float]] = field(default_factory=list)  # (roi, before, after)
+
+    @property
+    def label(self) -> str:
+        """Short name for the result list, e.g. 'richardson-lucy (psf_radius 3) - 1.2 s'."""
+        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in self.params.items())
+        base = f"#{self.id} {self.model}"
+        if self.weights is not None:
+            base += f" [{self.weights.name}]"
+        if shown:
+            base += f" ({shown})"
+        return f"{base} - {self.seconds:.1f} s"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def roi_label(shape: Roi) -> str:
+    """Plain description for the ROI list: 'Rectangle 40 x 30 at (10, 20)'."""
+    if isinstance(shape, Polygon):
+        x0, y0, x1, y1 = shape.bounds()
+        return f"Polygon, {len(shape.points)} points, {x1 - x0:.0f} x {y1 - y0:.0f} at ({x0:.0f}, {y0:.0f})"
+    kind = "Rectangle" if isinstance(shape, Rect) else "Ellipse"
+    return f"{kind} {shape.w:.0f} x {shape.h:.0f} at ({shape.x:.0f}, {shape.y:.0f})"
+
+
+def plane_axes(axes: str, shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """The axes a user steps through (T, Z, C...) with their sizes; Y, X and RGB samples excluded."""
+    return [(a, n) for a, n in zip(axes, shape) if a not in _PLANE_AXES]
+
+
+class AppState:
+    """Everything the window shows and the run needs: image, plane, ROIs, results, model choice.
+
+    Signals (all emitted on the GUI thread):
+      image_changed(), plane_changed(), rois_changed(), selection_changed(id | None),
+      feather_changed(float), results_changed(), current_result_changed(id | None),
+      model_changed(), busy_changed(bool)
+    """
+
+    def __init__(self) -> None:
+        self.image_changed = Signal()
+        self.plane_changed = Signal()
+        self.rois_changed = Signal()
+        self.selection_changed = Signal()
+        self.feather_changed = Signal()
+        self.results_changed = Signal()
+        self.current_result_changed = Signal()
+        self.model_changed = Signal()
+        self.busy_changed = Signal()
+
+        self.image: Image | None = None
+        self.plane: dict[str, int] = {}
+        self.rois: list[RoiEntry] = []
+        self.feather: float = DEFAULT_FEATHER
+        self.selected_roi: int | None = None
+        self.results: list[Result] = []
+        self.current_result: int | None = None
+        self.model_name: str = "richardson-lucy"
+        self.model_params: dict[str, Any] = {}
+        self.weights: Path | None = None
+        self.device: str = "auto"
+        self.tile: int = 256
+        self.overlap: int = 32
+        self.all_planes: bool = False
+        self.busy: bool = False
+        self._ids = itertools.count(1)
+        self._result_ids = itertools.count(1)
+
+    # ------------------------------------------------------------------ image and plane
+    def set_image(self, image: "Image") -> None:
+        """A new image: ROIs and results of the previous one no longer apply."""
+        self.image = image
+        self.plane = {a: 0 for a, _ in plane_axes(image.axes, image.data.shape)}
+        self.rois = []
+        self.selected_roi = None
+        self.results = []
+        self.current_result = None
+        self.image_changed.emit()
+        self.rois_changed.emit()
+        self.results_changed.emit()
+        self.current_result_changed.emit(None)
+
+    def plane_axes(self) -> list[tuple[str, int]]:
+        if self.image is None:
+            return []
+        return plane_axes(self.image.axes, self.image.data.shape)
+
+    def set_plane(self, axis: str, index: int) -> None:
+        if axis not in self.plane:
+            raise KeyError(f"the image has no {axis} axis")
+        size = dict(self.plane_axes())[axis]
+        index = int(np.clip(index, 0, size - 1))
+        if self.plane[axis] != index:
+            self.plane[axis] = index
+            self.plane_changed.emit()
+
+    def plane_index(self) -> tuple:
+        """Index into ``image.data`` that selects the displayed plane (Y, X[, S] kept)."""
+        assert self.image is not None
+        return tuple(self.plane[a] if a in self.plane else slice(None) for a in self.image.axes)
+
+    def plane_description(self) -> str:
+        """'Z 3, C 1' (1-based, as the selectors show it), or '' for a single-plane image."""
+        return ", ".join(f"{a} {i + 1}" for a, i in self.plane.items())
+
+    def current_plane(self, data: np.ndarray | None = None) -> np.ndarray:
+        """The displayed plane of `data` (default: the original image), [y, x] or [y, x, s]."""
+        assert self.image is not None
+        arr = self.image.data if data is None else data
+        return arr[self.plane_index()]
+
+    def plane_axes_string(self) -> str:
+        """Axes of one displayed plane ('YX' or 'YXS')."""
+        assert self.image is not None
+        return "".join(a for a in self.image.axes if a in _PLANE_AXES)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the image plane."""
+        assert self.image is not None
+        shp = dict(zip(self.image.axes, self.image.data.shape))
+        return shp["Y"], shp["X"]
+
+    # ------------------------------------------------------------------ ROIs
+    def add_roi(self, shape: Roi) -> int:
+        rid = next(self._ids)
+        self.rois.append(RoiEntry(rid, shape))
+        self.selected_roi = rid
+        self.rois_changed.emit()
+        self.selection_changed.emit(rid)
+        return rid
+
+    def update_roi(self, rid: int, shape: Roi) -> None:
+        for entry in self.rois:
+            if entry.id == rid:
+                if entry.shape != shape:
+                    entry.shape = shape
+                    self.rois_changed.emit()
+                return
+        raise KeyError(rid)
+
+    def remove_roi(self, rid: int) -> None:
+        before = len(self.rois)
+        self.rois = [e for e in self.rois if e.id != rid]
+        if len(self.rois) != before:
+            if self.selected_roi == rid:
+                self.selected_roi = None
+                self.selection_changed.emit(None)
+            self.rois_changed.emit()
+
+    def clear_rois(self) -> None:
+        if self.rois:
+            self.rois = []
+            self.selected_roi = None
+            self.selection_changed.emit(None)
+            self.rois_changed.emit()
+
+    def select_roi(self, rid: int | None) -> None:
+        if rid != self.selected_roi:
+            self.selected_roi = rid
+            self.selection_changed.emit(rid)
+
+    def set_feather(self, feather: float) -> None:
+        feather = max(0.0, float(feather))
+        if feather != self.feather:
+            self.feather = feather
+            self.feather_changed.emit(feather)
+
+    def roi_set(self) -> RoiSet:
+        """The ROIs as core.roi sees them (copies, so a running job is not changed under it)."""
+        return RoiSet([replace(e.shape) if not isinstance(e.shape, Polygon)
+                       else Polygon(list(e.shape.points)) for e in self.rois], self.feather)
+
+    def set_roi_set(self, rois: RoiSet, *, append: bool = False) -> None:
+        """Replace (or extend) the ROIs, e.g. from a ROI file or the blurred-region detector."""
+        if not append:
+            self.rois = []
+        for shape in rois.rois:
+            self.rois.append(RoiEntry(next(self._ids), shape))
+        self.selected_roi = None
+        if not append:
+            self.set_feather(rois.feather)
+        self.selection_changed.emit(None)
+        self.rois_changed.emit()
+
+    # ------------------------------------------------------------------ results
+    def add_result(self, **kwargs: Any) -> Result:
+        result = Result(id=next(self._result_ids), **kwargs)
+        self.results.append(result)
+        self.current_result = result.id
+        self.results_changed.emit()
+        self.current_result_changed.emit(result.id)
+        return result
+
+    def result(self, rid: int | None = None) -> Result | None:
+        rid = self.current_result if rid is None else rid
+        return next((r for r in self.results if r.id == rid), None)
+
+    def select_result(self, rid: int | None) -> None:
+        if rid != self.current_result:
+            self.current_result = rid
+            self.current_result_changed.emit(rid)
+
+    def remove_result(self, rid: int) -> None:
+        self.results = [r for r in self.results if r.id != rid]
+        if self.current_result == rid:
+            self.current_result = self.results[-1].id if self.results else None
+            self.current_result_changed.emit(self.current_result)
+        self.results_changed.emit()
+
+    # ------------------------------------------------------------------ model choice
+    def set_model(self, name: str, params: dict[str, Any] | None = None,
+                  weights: Path | None = None) -> None:
+        self.model_name = name
+        self.model_params = dict(params or {})
+        self.weights = weights
+        self.model_changed.emit()
+
+    def set_busy(self, busy: bool) -> None:
+        if busy != self.busy:
+            self.busy = busy
+            self.busy_changed.emit(busy)
+

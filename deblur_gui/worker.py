@@ -1,0 +1,196 @@
+"""Restoration off the GUI thread: load the model, call core.engine.restore, report progress.
+
+The window must stay responsive during a run that can take minutes (a DDPM on a CPU), and Cancel
+must take effect within one tile batch. A :class:`RestoreJob` runs in its own QThread; it never
+touches the widgets or the state: progress, the result and errors travel back as Qt signals,
+which Qt queues onto the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+
+from core.roi import RoiSet, roi_mask
+
+__all__ = ["RunRequest", "RunOutput", "RestoreJob", "plain_error"]
+
+
+@dataclass
+class RunRequest:
+    """Everything a run needs, copied from the state so later edits cannot change it mid-run."""
+
+    image: Any                                  # core.io.Image
+    model: str
+    params: dict[str, Any]
+    rois: RoiSet | None
+    device: str = "auto"
+    weights: Path | None = None
+    tile: int = 256
+    overlap: int = 32
+    seed: int = 0
+    plane_index: tuple | None = None            # restore only this plane (None: every plane)
+    plane_axes: str = "YX"                      # axes of one plane ("YX" or "YXS")
+    plane_description: str = ""
+    shown_index: tuple | None = None            # the plane on screen: sharpness is measured there
+    roi_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOutput:
+    data: np.ndarray                            # the whole restored array, original shape and dtype
+    image: Any                                  # core.io.Image with that data
+    seconds: float
+    device_label: str
+    megapixels: float                           # area actually computed, for the speed estimate
+    sharpness: list[tuple[str, float, float]]   # per ROI on the shown plane: (label, before, after)
+
+
+def plain_error(exc: BaseException) -> str:
+    """One short sentence for a biologist; the traceback goes to the Details box."""
+    text = str(exc).strip() or exc.__class__.__name__
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return ("There was not enough memory for this run. Try a smaller tile size, fewer regions, "
+                "or the CPU.")
+    if isinstance(exc, (ValueError, OSError, KeyError)):
+        return text
+    return f"The restoration stopped because of an unexpected problem: {text}"
+
+
+def _plane_sharpness(before: np.ndarray, after: np.ndarray, rois: RoiSet | None,
+                     labels: list[str]) -> list[tuple[str, float, float]]:
+    """Sharpness (core.metrics) inside each ROI of one plane, before and after."""
+    from core.metrics import sharpness
+
+    if rois is None or not rois.rois:
+        return [("Whole image", sharpness(_mono(before)), sharpness(_mono(after)))]
+    out = []
+    h, w = before.shape[:2]
+    for i, roi in enumerate(rois.rois):
+        x0, y0, x1, y1 = roi.bounds()
+        r0, r1 = max(0, int(np.floor(y0))), min(h, int(np.ceil(y1)))
+        c0, c1 = max(0, int(np.floor(x0))), min(w, int(np.ceil(x1)))
+        if r1 - r0 < 3 or c1 - c0 < 3:
+            continue
+        single = RoiSet([roi], feather=0)
+        mask = roi_mask(single, (h, w))[r0:r1, c0:c1] > 0
+        if not mask.any():
+            continue
+        b = _mono(before[r0:r1, c0:c1])
+        a = _mono(after[r0:r1, c0:c1])
+        label = labels[i] if i < len(labels) else f"Region {i + 1}"
+        out.append((label, sharpness(b, mask), sharpness(a, mask)))
+    return out
+
+
+def _mono(plane: np.ndarray) -> np.ndarray:
+    """RGB planes are scored on their mean intensity."""
+    return plane.mean(axis=-1) if plane.ndim == 3 else plane
+
+
+class RestoreJob(QtCore.QThread):
+    """One restoration run on a worker thread.
+
+    Signals: progress(done, total), finished_ok(RunOutput), failed(message, details), cancelled().
+    Exactly one of finished_ok / failed / cancelled is emitted per run.
+    """
+
+    progress = QtCore.Signal(int, int)
+    status = QtCore.Signal(str)
+    finished_ok = QtCore.Signal(object)
+    failed = QtCore.Signal(str, str)
+    cancelled = QtCore.Signal()
+
+    def __init__(self, request: RunRequest, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.request = request
+        self.cancel_event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the run to stop; it stops after the tile batch in progress."""
+        self.cancel_event.set()
+
+    def run(self) -> None:  # runs on the worker thread
+        from core.engine import Cancelled
+
+        try:
+            output = self._run()
+        except Cancelled:
+            self.cancelled.emit()
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
+            if self.cancel_event.is_set():
+                self.cancelled.emit()
+            else:
+                self.failed.emit(plain_error(exc), traceback.format_exc())
+        else:
+            if self.cancel_event.is_set():
+                self.cancelled.emit()
+            else:
+                self.finished_ok.emit(output)
+
+    def _run(self) -> RunOutput:
+        from core import engine
+        from core.devices import device_label
+        from core.models.registry import load_model
+
+        req = self.request
+        t0 = time.perf_counter()
+        self.status.emit(f"Loading {req.model}...")
+        model = load_model(req.model, weights=req.weights, device=req.device, **req.params)
+        if self.cancel_event.is_set():
+            raise engine.Cancelled("cancelled by the user")
+        self.status.emit(f"Restoring with {req.model}...")
+        original = req.image.data
+
+        def progress(done: int, total: int) -> None:
+            self.progress.emit(int(done), int(total))
+
+        common = dict(tile=req.tile, overlap=req.overlap, seed=req.seed, progress=progress,
+                      cancel=self.cancel_event)
+        if req.plane_index is None:
+            restored = engine.restore(req.image, model, req.rois, **common)
+            data = np.asarray(getattr(restored, "data", restored))
+            n_planes = int(np.prod([n for a, n in zip(req.image.axes, original.shape)
+                                    if a not in "YXS"] or [1]))
+        else:
+            plane = original[req.plane_index]
+            new_plane = engine.restore(plane, model, req.rois, axes=req.plane_axes, **common)
+            data = original.copy()
+            data[req.plane_index] = new_plane
+            n_planes = 1
+        seconds = time.perf_counter() - t0
+
+        shown = req.plane_index or req.shown_index
+        if shown is None:
+            shown = tuple(0 if a not in "YXS" else slice(None) for a in req.image.axes)
+        sharp = _plane_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
+
+        h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
+        if req.rois is None or not req.rois.rois:
+            area = h * w
+        else:
+            area = int((roi_mask(RoiSet(req.rois.rois, feather=0), (h, w)) > 0).sum())
+        image = _with_data(req.image, data)
+        return RunOutput(data=data, image=image, seconds=seconds,
+                         device_label=device_label(model.device), megapixels=area * n_planes / 1e6,
+                         sharpness=sharp)
+
+
+def _with_data(image: Any, data: np.ndarray) -> Any:
+    """A copy of the Image record holding `data`.
+
+    It keeps the original's path on purpose: core.io.write_image refuses to write onto that
+    path, so a restored image can never replace the file it came from.
+    """
+    import dataclasses
+
+    if hasattr(image, "with_data"):
+        return image.with_data(data)
+    return dataclasses.replace(image, data=data)
