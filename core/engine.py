@@ -157,7 +157,7 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             raise Cancelled("cancelled by the user")
 
     tiler = Tiler(tile=tile, overlap=overlap, margin=restorer.margin, device=restorer.device,
-                  batch_size=batch_size, on_batch=on_batch)
+                  batch_size=batch_size, on_batch=on_batch, align=restorer.align)
     total = len(planes) * restorer.passes * sum(tiler.n_tiles(r.shape) for r in regions)
     if progress is not None:
         progress(0, total)

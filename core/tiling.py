@@ -19,11 +19,12 @@ import torch
 __all__ = ["Tiler", "tile_starts", "blend_window"]
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size `tile` covering [0, length) with at least `overlap` overlap.
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets of tiles of size `tile` covering [0, length) with about `overlap` overlap.
 
     The last tile is aligned to the end so every tile has the same size (batchable); a region
-    shorter than a tile is one tile of the region's length.
+    shorter than a tile is one tile of the region's length. With `align` > 1 (length and tile
+    multiples of it) every start is a multiple of `align`.
     """
     if length <= tile:
         return [0]
@@ -32,7 +33,8 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     if n == 1:
         return [0]
     # spread the tiles evenly so the overlaps are equal (no sliver of a last tile)
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    starts = [round(i * (length - tile) / (n - 1) / align) * align for i in range(n)]
+    return sorted(set(starts))
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -75,29 +77,42 @@ class Tiler:
     device : where the tile batches are sent.
     batch_size : tiles per call of the model (1 is fastest on CPU).
     on_batch : called with the number of tiles after every batch (progress; may raise to cancel).
+    align : the model's down-sampling factor. A network that down-samples by 4 is equivariant
+        only to shifts by multiples of 4, so every tile (with its halo) must start on that grid
+        of the region, or its output differs from the whole frame's. The region is mirrored
+        at its bottom/right up to a multiple of `align`, the tile size and margin are rounded
+        to multiples of it, and the padding is cropped from the result.
     """
 
     def __init__(self, tile: int = 256, overlap: int = 32, margin: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 1,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, align: int = 1) -> None:
         if tile < 8:
             raise ValueError(f"tile size must be at least 8 pixels, got {tile}")
         if overlap < 0 or overlap >= tile:
             raise ValueError(f"overlap must be between 0 and the tile size ({tile}), got {overlap}")
-        self.tile = int(tile)
-        self.overlap = int(overlap)
-        self.margin = max(0, int(margin))
+        self.align = max(1, int(align))
+        if tile < 2 * self.align:
+            raise ValueError(f"tile size must be at least {2 * self.align} pixels for this model")
+        self.tile = int(tile) // self.align * self.align
+        self.overlap = min(int(overlap), self.tile - self.align)
+        self.margin = -(-max(0, int(margin)) // self.align) * self.align
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.on_batch = on_batch
 
+    def padded_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """The region's shape rounded up to the alignment grid."""
+        a = self.align
+        return -(-int(shape[0]) // a) * a, -(-int(shape[1]) // a) * a
+
     def grid(self, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-        """Tile cores as (y0, y1, x0, x1) for a region of `shape`."""
-        h, w = int(shape[0]), int(shape[1])
+        """Tile cores as (y0, y1, x0, x1) for a region of `shape` (in the padded region)."""
+        h, w = self.padded_shape(shape)
         th, tw = min(self.tile, h), min(self.tile, w)
         return [(y, y + th, x, x + tw)
-                for y in tile_starts(h, self.tile, self.overlap)
-                for x in tile_starts(w, self.tile, self.overlap)]
+                for y in tile_starts(h, self.tile, self.overlap, self.align)
+                for x in tile_starts(w, self.tile, self.overlap, self.align)]
 
     def n_tiles(self, shape: tuple[int, int]) -> int:
         return len(self.grid(shape))
@@ -108,7 +123,11 @@ class Tiler:
         if x.ndim != 3:
             raise ValueError(f"Tiler.map expects a (C, H, W) region, got shape {tuple(x.shape)}")
         x = x.detach().to("cpu", torch.float32)
-        _, h, w = x.shape
+        h0, w0 = x.shape[-2:]
+        h, w = self.padded_shape((h0, w0))
+        if (h, w) != (h0, w0):
+            x = x.index_select(1, torch.from_numpy(_reflect_index(0, h, h0)))
+            x = x.index_select(2, torch.from_numpy(_reflect_index(0, w, w0)))
         m = self.margin
         cores = self.grid((h, w))
         th, tw = cores[0][1] - cores[0][0], cores[0][3] - cores[0][2]
@@ -143,4 +162,4 @@ class Tiler:
                 self.on_batch(len(chunk))
         assert out is not None
         out /= weight
-        return out
+        return out[:, :h0, :w0].contiguous() if (h, w) != (h0, w0) else out

@@ -49,3 +49,16 @@ def test_bad_tile_settings_are_refused():
         Tiler(tile=4)
     with pytest.raises(ValueError):
         Tiler(tile=32, overlap=32)
+
+
+def test_strided_network_tiled_equals_whole_frame_when_tiles_are_aligned():
+    """A net that down-samples by 4 sees tiles on the same grid as the whole frame."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1), torch.nn.Tanh(),
+                              torch.nn.Conv2d(4, 4, 3, stride=2, padding=1), torch.nn.Tanh(),
+                              torch.nn.Upsample(scale_factor=4), torch.nn.Conv2d(4, 1, 3, padding=1)).eval()
+    x = torch.rand(1, 150, 173)
+    whole = Tiler(tile=4096, overlap=0, margin=12, align=4).map(net, x)
+    tiled = Tiler(tile=62, overlap=14, margin=10, align=4).map(net, x)
+    assert whole.shape == tiled.shape == (1, 150, 173)
+    assert (whole - tiled).abs().max().item() < 1e-5

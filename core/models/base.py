@@ -26,6 +26,7 @@ class Restorer(ABC):
     name: str = ""
     margin: int = 16      # context (px) each tile needs around its core
     passes: int = 1       # Tiler.map calls per restore() (for progress totals)
+    align: int = 1        # down-sampling factor: tiles must start on this grid (Tiler align)
     device: torch.device = torch.device("cpu")
 
     @abstractmethod
@@ -61,6 +62,7 @@ class NetworkRestorer(Restorer):
         self.name = name
         self.margin = int(margin)
         self.pad_multiple = max(1, int(pad_multiple))
+        self.align = self.pad_multiple
         self.device = device
         self.amp = amp
         self.channels_last = channels_last

@@ -1,0 +1,242 @@
+"""Weights files: safetensors + model card, saved atomically, loaded with clear errors.
+
+A weights file is ``<name>.safetensors`` holding the network's tensors (float32) with the model
+card as JSON in the safetensors metadata under ``"deblur_card"``, and the same card as
+``<name>.json`` beside it for people and the catalog. Loading never unpickles anything: a file
+from a colleague cannot run code.
+
+The card's ``"architecture"`` is the network's constructor kwargs (``net.config``), so a network
+of any size a user trained loads without code changes: ``build_from_card(card)`` picks the class
+from ``card["model"]`` (`NETWORKS`) and calls it with those kwargs.
+
+How a trainer exports (``training/export``)::
+
+    card = make_card("comi", gan.g_deblur, training={...}, validation={...})
+    save_weights(run / "comi.safetensors", gan.g_deblur.state_dict(), card)
+    # DDPM: make_card("ddpm", ema.model, ...); save_weights(path, ema.model.state_dict(), card)
+
+and ``load_model("comi", weights=path)`` runs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["WeightsError", "CARD_KEY", "NETWORKS", "save_weights", "load_weights", "make_card",
+           "build_from_card", "check_state_dict", "load_network", "default_weights_path",
+           "resolve_weights"]
+
+CARD_KEY = "deblur_card"
+
+# model name -> "module:Class" of the network that inference runs (the exported one)
+NETWORKS: dict[str, str] = {
+    "comi": "core.models.cyclegan:ResnetGenerator",
+    "cyclegan": "core.models.cyclegan:ResnetGenerator",
+    "ddpm": "core.models.ddpm:ConditionalDDPM",
+}
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, damaged, or does not fit the model; the message names the file."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):             # numpy / torch scalars
+        return obj.item()
+    return str(obj)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file in the same folder, then os.replace onto `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _shape(t: Any) -> str:
+    return "(" + ", ".join(str(int(s)) for s in t) + ")"
+
+
+# ----------------------------------------------------------------------------- save / load
+
+def save_weights(path: str | Path, state_dict: Mapping[str, torch.Tensor], card: dict) -> Path:
+    """Write ``path`` (safetensors, card in metadata) and ``path.with_suffix('.json')`` atomically.
+
+    Tensors are stored as contiguous float32 copies on the CPU (floating point), integer
+    buffers keep their dtype. Returns the weights path.
+    """
+    from safetensors.torch import save as st_save
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"weights file {path} must end in .safetensors")
+    if "model" not in card or "architecture" not in card:
+        raise WeightsError(f"model card for {path} needs 'model' and 'architecture' entries")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for key, value in state_dict.items():
+        t = value.detach().to("cpu")
+        if t.is_floating_point():
+            t = t.float()
+        tensors[key] = t.clone().contiguous()   # clone: safetensors refuses shared storage
+    card_json = json.dumps(card, indent=2, default=_json_default)
+    blob = st_save(tensors, metadata={CARD_KEY: card_json, "format": "pt"})
+    _atomic_write_bytes(path, blob)
+    _atomic_write_bytes(path.with_suffix(".json"), (card_json + "\n").encode("utf-8"))
+    return path
+
+
+def load_weights(path: str | Path, expected_model: str | None = None,
+                 ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a weights file written by `save_weights` -> (state_dict on CPU, card).
+
+    Raises
+    ------
+    WeightsError
+        Naming the file: it does not exist, is not a (complete) safetensors file, has no model
+        card, or its card is for another model than `expected_model`.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise WeightsError(f"weights file {path} is not a readable safetensors file "
+                           f"(damaged, truncated or another format): {exc}") from None
+
+    card_text = meta.get(CARD_KEY)
+    side = path.with_suffix(".json")
+    if card_text is None and side.is_file():
+        card_text = side.read_text(encoding="utf-8")
+    if card_text is None:
+        raise WeightsError(f"weights file {path} has no model card (no '{CARD_KEY}' metadata and "
+                           f"no {side.name} beside it); export it with deblur-train")
+    try:
+        card = json.loads(card_text)
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"weights file {path} has an unreadable model card: {exc}") from None
+    if not isinstance(card, dict) or "model" not in card or not isinstance(card.get("architecture"), dict):
+        raise WeightsError(f"weights file {path} has a model card without 'model' and 'architecture'")
+    if expected_model is not None and card["model"] != expected_model:
+        raise WeightsError(f"weights file {path} was trained for {card['model']!r}, not {expected_model!r}")
+    return state, card
+
+
+def make_card(model: str, net: nn.Module, **sections: Any) -> dict:
+    """A model card: model name, architecture (= ``net.config``), the module's CARD_NOTES.
+
+    Extra keyword sections (``normalisation``, ``training``, ``validation``, ``notes``...) are
+    copied in; a given ``notes`` is appended to the model's own notes.
+    """
+    if model not in NETWORKS:
+        raise WeightsError(f"unknown model {model!r} (known: {', '.join(NETWORKS)})")
+    config = getattr(net, "config", None)
+    if not isinstance(config, dict):
+        raise WeightsError(f"{type(net).__name__} has no .config dict to record its architecture")
+    module = importlib.import_module(f"core.models.{model}")
+    notes = getattr(module, "CARD_NOTES", "")
+    card: dict[str, Any] = {
+        "model": model,
+        "network": type(net).__name__,
+        "architecture": dict(config),
+        "normalisation": {"kind": "percentile", "p_low": 1.0, "p_high": 99.8},
+    }
+    extra = sections.pop("notes", None)
+    card.update(sections)
+    card["notes"] = notes if not extra else f"{notes} {extra}".strip()
+    return json.loads(json.dumps(card, default=_json_default))   # JSON-clean (tuples -> lists)
+
+
+# ----------------------------------------------------------------------------- networks
+
+def _network_class(model: str) -> type[nn.Module]:
+    module, _, cls = NETWORKS[model].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_from_card(card: dict, path: str | Path | None = None) -> nn.Module:
+    """Construct the (untrained) network a card describes: ``NETWORKS[model](**architecture)``."""
+    where = f"weights file {path}" if path is not None else "model card"
+    model = card.get("model")
+    if model not in NETWORKS:
+        raise WeightsError(f"{where}: unknown model {model!r} (known: {', '.join(NETWORKS)})")
+    cls = _network_class(model)
+    try:
+        return cls(**card["architecture"])
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{where}: its architecture {card['architecture']} does not fit "
+                           f"{cls.__name__}: {exc}") from None
+
+
+def check_state_dict(net: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Raise WeightsError naming the file and each missing/unexpected tensor or shape mismatch."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"tensor {k!r} has shape {_shape(state[k].shape)} in the file but the network "
+             f"expects {_shape(v.shape)}"
+             for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing[:5])}"
+                        + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    if unexpected:
+        problems.append(f"unexpected tensors: {', '.join(unexpected[:5])}"
+                        + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else ""))
+    problems += wrong[:5]
+    if problems:
+        raise WeightsError(f"weights file {path} does not match its {type(net).__name__}: "
+                           + "; ".join(problems))
+
+
+def load_network(path: str | Path, expected_model: str | None = None,
+                 device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """Weights file -> (network in eval mode on `device`, card); every failure is a WeightsError."""
+    state, card = load_weights(path, expected_model)
+    net = build_from_card(card, path)
+    check_state_dict(net, state, path)
+    net.load_state_dict(state, strict=True)
+    return net.to(device).eval(), card
+
+
+def default_weights_path(model: str) -> Path:
+    """``resources/weights/<model>.safetensors`` (shipped weights)."""
+    from resources import WEIGHTS
+    return WEIGHTS / f"{model}.safetensors"
+
+
+def resolve_weights(model: str, weights: str | Path | None) -> Path:
+    """The file to load: `weights`, else the shipped default; a clear error if there is none."""
+    if weights is not None:
+        return Path(weights)
+    path = default_weights_path(model)
+    if not path.is_file():
+        raise WeightsError(f"No trained weights for {model!r} yet: train with deblur-train "
+                           f"or pass --weights FILE (looked for {path})")
+    return path
