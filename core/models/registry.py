@@ -92,10 +92,15 @@ def _load_builtins() -> None:
                 raise
 
 
+#: the order in which pickers and tables show the shipped models (others follow)
+DISPLAY_ORDER = ["comi", "ddpm", "cyclegan", "richardson-lucy"]
+
+
 def list_entries() -> list[ModelEntry]:
-    """Every registered model, in registry order."""
+    """Every registered model: the shipped ones in DISPLAY_ORDER, then any others."""
     _load_builtins()
-    return list(_REGISTRY.values())
+    rank = {n: i for i, n in enumerate(DISPLAY_ORDER)}
+    return sorted(_REGISTRY.values(), key=lambda e: rank.get(e.name, len(rank)))
 
 
 def get_entry(name: str) -> ModelEntry:
