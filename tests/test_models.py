@@ -331,3 +331,19 @@ def test_card_architecture_of_any_size_loads(tmp_path):
         assert torch.equal(a, b)
     with torch.no_grad():
         assert math.isfinite(float(restorer.net(torch.rand(1, 1, 9, 9)).mean()))
+
+
+def test_structure_losses_stay_finite_under_bf16_autocast():
+    """SSIM's variance terms under bf16 went negative and turned COMI's weights to NaN."""
+    from core.models.losses import fourier_amplitude_loss, ms_ssim_loss
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 64, 64) * 0.01 + 0.5
+    y = (x + 0.001 * torch.randn_like(x)).requires_grad_(True)
+    reference = ms_ssim_loss(y, x) + fourier_amplitude_loss(y, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = ms_ssim_loss(y, x) + fourier_amplitude_loss(y, x)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() >= 0
+    assert abs(loss.item() - reference.item()) < 1e-5
+    loss.backward()
+    assert torch.isfinite(y.grad).all()

@@ -65,6 +65,21 @@ def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def _float32(fn):
+    """Run a loss with autocast off: under bf16, E[x^2] - E[x]^2 goes negative and SSIM to -inf."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        device_type = tensors[0].device.type if tensors else "cpu"
+        with torch.autocast(device_type, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_float32
 def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
          data_range: float = 1.0) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) over valid windows; the window shrinks for small images."""
@@ -101,6 +116,7 @@ def ms_ssim_loss(x: torch.Tensor, y: torch.Tensor, scales: int = 3, data_range: 
 
 # ----------------------------------------------------------------------------- Fourier
 
+@_float32
 def fourier_amplitude_loss(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
     """Mean |log(|F x| + eps) - log(|F y| + eps)| over the 2-D spectrum (orthonormal rFFT).
 

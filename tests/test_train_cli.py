@@ -1,0 +1,185 @@
+"""`deblur-train` end to end: bad input exits 2 with one line, a run writes every output and a
+loadable model, SIGKILL and SIGTERM leave a run that --resume finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.checkpoint import list_checkpoints
+from training.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _run_main(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        rc = main(argv)
+    except SystemExit as exc:                 # argparse errors
+        rc = int(exc.code)
+    return rc, capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_bad_inputs_exit_2(tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "run")
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[train\nsteps = ", encoding="utf-8")
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[train]\nstepz = 3\n", encoding="utf-8")
+    occupied = tmp_path / "occupied"
+    (occupied / "checkpoints").mkdir(parents=True)
+    (occupied / "checkpoints" / "step_000010.pt").write_bytes(b"x")
+    cases = {
+        "missing data": ["--model", "comi", "--data", str(tmp_path / "nope"), "--out", out],
+        "unknown model": ["--model", "unet9000", "--data", "synthetic", "--out", out],
+        "no model": ["--data", "synthetic", "--out", out],
+        "unreadable config": ["--model", "ddpm", "--data", "synthetic", "--out", out,
+                              "--config", str(bad_toml)],
+        "missing config": ["--model", "ddpm", "--data", "synthetic", "--out", out,
+                           "--config", str(tmp_path / "none.toml")],
+        "config typo": ["--model", "ddpm", "--data", "synthetic", "--out", out,
+                        "--config", str(typo)],
+        "bad architecture": ["--model", "ddpm", "--data", "synthetic", "--out", out,
+                             "--config", "tiny", "--patch", "8"],
+        "run exists": ["--model", "ddpm", "--data", "synthetic", "--out", str(occupied)],
+        "nothing to export": ["--out", out, "--export-only"],
+        "bad device": ["--model", "ddpm", "--data", "synthetic", "--out", out, "--device", "tpu"],
+    }
+    for name, argv in cases.items():
+        rc, err = _run_main(argv, capsys)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2, f"{name}: exit {rc}, stderr {err!r}"
+        assert len(lines) == 1 and lines[0].startswith("deblur-train: error: "), f"{name}: {err!r}"
+    assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- a whole run
+
+def test_train_export_and_reexport(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "my run"
+    argv = ["--model", "comi", "--data", "synthetic", "--out", str(run), "--config", "tiny",
+            "--steps", "6", "--val-every", "3", "--quiet"]
+    rc, err = _run_main(argv, capsys)
+    assert rc == 0, err
+    for name in ("config.toml", "run.json", "log.csv", "loss.png", "comi.safetensors",
+                 "comi.json", "val/step_000003.png", "val/step_000006.png"):
+        assert (run / name).is_file(), name
+    card = json.loads((run / "comi.json").read_text())
+    assert card["training"]["steps"] == 6
+    assert card["training"]["data"] == "synthetic"
+    assert shlex.split(card["training"]["command"])[-len(argv):] == argv
+    assert card["architecture"]["ngf"] == 8
+    assert card["validation"]["psnr"] > 0
+    # --export-only rewrites the same weights from the newest checkpoint
+    before = (run / "comi.safetensors").read_bytes()
+    (run / "comi.safetensors").unlink()
+    rc, err = _run_main(["--out", str(run), "--export-only", "-q"], capsys)
+    assert rc == 0, err
+    from safetensors.torch import load_file
+    a = load_file(str(run / "comi.safetensors"))
+    from safetensors.torch import load as load_bytes
+    b = load_bytes(before)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a finished run resumed to a larger total continues
+    rc, err = _run_main(["--out", str(run), "--resume", "--steps", "8", "-q"], capsys)
+    assert rc == 0, err
+    card = json.loads((run / "comi.json").read_text())
+    assert card["training"]["steps"] == 8 and len(card["training"]["resumed_with"]) == 1
+
+
+# ----------------------------------------------------------------------------- kill and resume
+
+def _spawn(argv: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "training", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoints(proc: subprocess.Popen, run: Path, n: int, after: int = -1,
+                          timeout: float = 120.0) -> list[int]:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        steps = [s for s, _ in list_checkpoints(run) if s > after]
+        if len(steps) >= n:
+            return steps
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared in time")
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    """kill -9 after the 2nd checkpoint; --resume skips a damaged newer file, finishes, exports."""
+    run = tmp_path / "run"
+    base = ["--out", str(run), "--config", "tiny", "--checkpoint-every", "3", "--val-every", "0",
+            "-q"]
+    proc = _spawn(["--model", "cyclegan", "--data", "synthetic", "--steps", "100000", *base])
+    _wait_for_checkpoints(proc, run, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    proc.stdout.close(), proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    last = list_checkpoints(run)[-1][0]
+    assert not (run / "cyclegan.safetensors").exists()
+    # a damaged newer checkpoint (as a kill during a copy would leave) is skipped
+    (run / "checkpoints" / f"step_{last + 1:06d}.pt").write_bytes(b"\x80\x02truncated")
+
+    target = last + 4
+    proc = _spawn(["--resume", "--steps", str(target), *base])
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "skipping unreadable checkpoint" in err
+    card = json.loads((run / "cyclegan.json").read_text())
+    assert card["training"]["steps"] == target
+    assert len(card["training"]["resumed_with"]) == 1
+    assert "--resume" in card["training"]["resumed_with"][0]
+    assert [s for s, _ in list_checkpoints(run)][-1] == target
+    assert (run / "checkpoints" / f"step_{last + 1:06d}.pt.damaged").is_file()
+    from training.trainer import read_log
+    steps = [int(r["step"]) for r in read_log(run / "log.csv")]
+    assert steps == sorted(set(steps)) and steps[-1] == target     # no duplicated rows
+
+
+def test_sigterm_saves_and_exits_143(tmp_path: Path, capsys) -> None:
+    """SIGTERM: the step finishes, a checkpoint is saved, exit 143, one line, no export."""
+    run = tmp_path / "run"
+
+    def terminate_after_first_checkpoint() -> None:
+        t0 = time.monotonic()
+        while not list_checkpoints(run) and time.monotonic() - t0 < 120:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=terminate_after_first_checkpoint, daemon=True)
+    watcher.start()
+    rc, err = _run_main(["--model", "ddpm", "--data", "synthetic", "--out", str(run), "--config",
+                         "tiny", "--steps", "100000", "--checkpoint-every", "2", "--val-every",
+                         "0", "-q"], capsys)
+    watcher.join(5)
+    assert rc == 143, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deblur-train: stopped by SIGTERM at step")
+    assert "--resume" in lines[0]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert list_checkpoints(run) and not (run / "ddpm.safetensors").exists()

@@ -1,0 +1,269 @@
+"""The Trainer and the per-model steps on tiny networks and a tiny in-memory data set.
+
+Covers: losses fall, exact resume (SIGINT mid-run -> checkpoint -> resume == uninterrupted),
+keep-last-K, a damaged newest checkpoint is skipped, the log/plot/grid outputs, the data order
+as a pure function of (seed, step), and export -> load_model -> engine.restore for each model.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from training.checkpoint import list_checkpoints, load_latest
+from training.cli import load_config
+from training.steps import Precision, build_steps, lr_lambda
+from training.trainer import (Trainer, TrainingDiverged, TrainingInterrupted, _Positions,
+                              batch_positions, read_log)
+
+MODELS = ["comi", "cyclegan", "ddpm"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest and does not fight other processes for the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+CPU = torch.device("cpu")
+
+
+class ToyPairs(Dataset):
+    """Smooth random textures and their Gaussian-blurred versions, plus a random flip per item.
+
+    The flip draws from the global torch RNG, as an augmenting dataset would: exact resume must
+    hold even so.
+    """
+
+    def __init__(self, n: int, patch: int = 32, seed: int = 0, augment: bool = True) -> None:
+        rng = np.random.default_rng(seed)
+        self.sharp, self.blurred = [], []
+        for _ in range(n):
+            s = ndimage.gaussian_filter(rng.random((patch, patch)), 1.0)
+            s = ((s - s.min()) / (s.max() - s.min())).astype(np.float32)
+            self.sharp.append(torch.from_numpy(s)[None])
+            self.blurred.append(torch.from_numpy(ndimage.gaussian_filter(s, 1.5))[None])
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.sharp)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        b, s = self.blurred[i], self.sharp[i]
+        if self.augment and torch.rand(()) < 0.5:
+            b, s = b.flip(-1), s.flip(-1)
+        return {"blurred": b.clone(), "sharp": s.clone()}
+
+
+def tiny_cfg(model: str, **train) -> dict:
+    cfg = load_config(model, "tiny")
+    cfg["data"]["source"] = "toy"
+    cfg["train"].update(train)
+    if model != "ddpm":
+        cfg["loss"]["pool_size"] = 3          # small pool: swaps (and its RNG) happen early
+    return cfg
+
+
+def make_trainer(model: str, run: Path, cfg: dict, n_train: int = 6, **kw) -> Trainer:
+    steps = build_steps(model, cfg, CPU, Precision(CPU, bool(cfg["train"]["amp"])))
+    return Trainer(steps, ToyPairs(n_train), ToyPairs(2, seed=1, augment=False), run, cfg,
+                   quiet=True, **kw)
+
+
+# ----------------------------------------------------------------------------- data order
+
+def test_positions_are_disjoint_and_deterministic() -> None:
+    seen = [list(batch_positions(s, 3, r, 2)) for s in range(4) for r in range(2)]
+    flat = [p for b in seen for p in b]
+    assert flat == list(range(24))                        # every position once, ranks disjoint
+    ds = ToyPairs(5)
+    a, b = _Positions(ds, seed=7), _Positions(ds, seed=7)
+    torch.manual_seed(0)
+    first = [a[p]["sharp"] for p in range(12)]
+    torch.manual_seed(123)                               # global RNG state must not matter
+    second = [b[p]["sharp"] for p in reversed(range(12))][::-1]
+    assert all(torch.equal(x, y) for x, y in zip(first, second))
+    # each epoch visits every item once
+    ids = [next(i for i, s in enumerate(ds.sharp) if torch.equal(s, x) or torch.equal(s.flip(-1), x))
+           for x in first[:5]]
+    assert sorted(ids) == list(range(5))
+
+
+def test_lr_schedules() -> None:
+    f = lr_lambda(100, decay="linear", decay_start=0.5)
+    assert f(0) == 1.0 and f(49) == 1.0 and f(75) == pytest.approx(0.5) and f(100) == 0.0
+    g = lr_lambda(100, warmup=10, decay="cosine")
+    assert g(0) == pytest.approx(0.1) and g(10) == pytest.approx(1.0) and g(100) == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------------------- learning
+
+# the loss that must fall: content / cycle for the GANs (the adversarial terms need not)
+WATCH = {"comi": "content", "cyclegan": "cycle", "ddpm": "loss"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_loss_decreases(model: str, tmp_path: Path) -> None:
+    cfg = tiny_cfg(model, steps=40, val_every=0, checkpoint_every=0, log_every=10)
+    cfg["optim"]["decay"] = "none"
+    seen: list[float] = []
+    trainer = make_trainer(model, tmp_path, cfg, n_train=2,
+                           on_step=lambda s, losses: seen.append(losses[WATCH[model]]))
+    result = trainer.fit()
+    assert result.steps == 40 and len(seen) == 40
+    assert all(np.isfinite(seen))
+    first, last = np.mean(seen[:5]), np.mean(seen[-5:])
+    assert last < 0.8 * first, f"{WATCH[model]} went {first:.4f} -> {last:.4f}"
+    # outputs of a finished run
+    rows = read_log(tmp_path / "log.csv")
+    assert [int(r["step"]) for r in rows] == [10, 20, 30, 40]
+    assert rows[-1]["val_psnr"] != "" and rows[0]["val_psnr"] == ""
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "val" / "step_000040.png").is_file()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [40]
+    assert set(result.validation) >= {"psnr", "ssim", "psnr_blurred", "ssim_blurred", "sharpness"}
+
+
+# ----------------------------------------------------------------------------- resume
+
+def _all_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, m in trainer.steps.modules.items():
+        for k, v in m.state_dict().items():
+            out[f"{name}.{k}"] = v.detach().clone()
+    return out
+
+
+@pytest.mark.parametrize("model,amp", [("comi", False), ("cyclegan", False), ("ddpm", False),
+                                       ("comi", True), ("ddpm", True)])
+def test_resume_is_exact(model: str, amp: bool, tmp_path: Path) -> None:
+    """SIGINT at step 7 -> checkpoint -> resume to 12 == an uninterrupted 12-step run."""
+    cfg = tiny_cfg(model, steps=12, checkpoint_every=4, val_every=6, log_every=2, amp=amp)
+
+    whole = make_trainer(model, tmp_path / "whole", copy.deepcopy(cfg))
+    whole.fit()
+
+    def interrupt(step: int, _losses: dict) -> None:
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGINT)          # the real handler: finish step, save
+
+    first = make_trainer(model, tmp_path / "split", copy.deepcopy(cfg), on_step=interrupt)
+    with pytest.raises(TrainingInterrupted) as info:
+        first.fit()
+    assert info.value.exit_code == 130 and info.value.step == 7
+    assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [4, 7]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
+
+    torch.manual_seed(999)                               # resume must not depend on this
+    second = make_trainer(model, tmp_path / "split", copy.deepcopy(cfg))
+    result = second.fit(resume=True)
+    assert result.steps == 12
+
+    a, b = _all_state(whole), _all_state(second)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    for name, opt in whole.steps.optimizers.items():
+        sa, sb = opt.state_dict()["state"], second.steps.optimizers[name].state_dict()["state"]
+        for i in sa:
+            assert torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"])
+    # the resumed log continues the first one without duplicates
+    steps_logged = [int(r["step"]) for r in read_log(tmp_path / "split" / "log.csv")]
+    assert steps_logged == [int(r["step"]) for r in read_log(tmp_path / "whole" / "log.csv")]
+    assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [7, 8, 12]   # keep 3
+
+
+def test_damaged_newest_checkpoint_is_skipped(tmp_path: Path) -> None:
+    cfg = tiny_cfg("ddpm", steps=8, checkpoint_every=4, val_every=0)
+    make_trainer("ddpm", tmp_path, cfg).fit()
+    (step_new, newest), = [c for c in list_checkpoints(tmp_path) if c[0] == 8]
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 3])           # as if killed while copying
+    with pytest.warns(RuntimeWarning, match="skipping unreadable checkpoint"):
+        step, state = load_latest(tmp_path)
+    assert step == 4 and state["step"] == 4
+    # and a resumed run continues from there to the end
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t = make_trainer("ddpm", tmp_path, cfg)
+        assert t.fit(resume=True).steps == 8
+
+
+def test_divergence_stops_before_saving_nan(tmp_path: Path) -> None:
+    """NaN weights end the run at once: the good checkpoints are not pruned by NaN ones."""
+    cfg = tiny_cfg("ddpm", steps=20, checkpoint_every=2, val_every=0, keep_checkpoints=2)
+    trainer = make_trainer("ddpm", tmp_path, cfg)
+    real_step = trainer.steps.train_step
+
+    def poisoned(batch, step):
+        losses = real_step(batch, step)
+        if step == 4:                                   # the 5th step blows up
+            with torch.no_grad():
+                next(trainer.steps.modules["ddpm"].parameters()).fill_(float("nan"))
+            losses["loss"] = float("nan")
+        return losses
+
+    trainer.steps.train_step = poisoned
+    with pytest.raises(TrainingDiverged, match="diverged at step 5.*checkpoint is step 4"):
+        trainer.fit()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [2, 4]
+
+
+def test_unpaired_validation_reports_sharpness_only(tmp_path: Path) -> None:
+    cfg = tiny_cfg("cyclegan", steps=2, val_every=0, checkpoint_every=0)
+    steps = build_steps("cyclegan", cfg, CPU, Precision(CPU, False))
+    result = Trainer(steps, ToyPairs(4), ToyPairs(2, seed=1), tmp_path, cfg, quiet=True,
+                     val_paired=False).fit()
+    assert set(result.validation) == {"sharpness", "sharpness_blurred"}
+    assert read_log(tmp_path / "log.csv")[-1]["val_psnr"] == ""
+
+
+# ----------------------------------------------------------------------------- export
+
+@pytest.mark.parametrize("model", MODELS)
+def test_export_load_predict(model: str, tmp_path: Path) -> None:
+    from core.engine import restore
+    from core.models.registry import load_model, read_card
+    from training.export import export_run
+
+    cfg = tiny_cfg(model, steps=4, val_every=0, checkpoint_every=0)
+    trainer = make_trainer(model, tmp_path, cfg)
+    result = trainer.fit()
+    path = export_run(trainer.steps, tmp_path, dict(
+        cfg=cfg, commands=["deblur-train --model x"], wall_time_s=result.wall_time_s,
+        trained_steps=result.steps, validation=result.validation, device="cpu"))
+    assert path == tmp_path / f"{model}.safetensors" and path.with_suffix(".json").is_file()
+    card = read_card(path)
+    assert card["model"] == model and card["training"]["steps"] == 4
+    assert card["training"]["command"] == "deblur-train --model x"
+    assert set(card["validation"]) >= {"psnr", "ssim", "psnr_blurred", "ssim_blurred"}
+    assert card["normalisation"]["kind"] == "percentile"
+    if model == "comi":
+        assert "REPLACED" in card["notes"]
+
+    params = {"steps": 2} if model == "ddpm" else {}
+    restorer = load_model(model, weights=path, device="cpu", **params)
+    image = (np.random.default_rng(0).random((48, 40)) * 4000).astype(np.uint16)
+    out = restore(image, restorer, tile=32, overlap=8)
+    assert out.shape == image.shape and out.dtype == image.dtype
+    # the exported network is the trained one: same output on a patch as in training
+    net = trainer.steps.export_network()[0]
+    reloaded = restorer.net
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        if model == "ddpm":
+            t = torch.tensor([5])
+            cond = torch.rand(1, 1, 32, 32)
+            assert torch.allclose(net(x, cond, t), reloaded.float()(x, cond, t), atol=1e-5)
+        else:
+            assert torch.allclose(net(x), reloaded.float()(x.contiguous()), atol=1e-5)

@@ -1,0 +1,460 @@
+"""`deblur-train`: train COMI, CycleGAN or the DDPM headless (DESIGN §2).
+
+    deblur-train --model comi --data synthetic --out runs/comi
+    deblur-train --model cyclegan --data sharp/ --blurred blurred/ --out runs/cg --config cyclegan_gpu
+    deblur-train --out runs/comi --resume                 # continue a stopped or killed run
+    deblur-train --out runs/comi --export-only            # weights + card from the newest checkpoint
+    torchrun --nproc_per_node 4 -m training --model ddpm --data synthetic --out runs/ddpm
+
+Configuration is layered: ``training/configs/<model>.toml`` (CPU defaults), then ``--config FILE``
+(a path, or the name of a shipped config such as ``tiny`` or ``ddpm_gpu``; tables under
+``[<model>]`` in that file apply to that model only), then command-line flags. The resolved
+configuration is written to ``RUN/config.toml``; ``--resume`` starts from it.
+
+Exit status: 0 done, 2 bad input (one ``deblur-train: error: ...`` line on stderr), 130/143 stopped
+by Ctrl-C/SIGTERM after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shlex
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+__all__ = ["main", "load_config", "CONFIG_DIR", "UsageError", "format_toml"]
+
+PROG = "deblur-train"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+MODELS = ("comi", "cyclegan", "ddpm")
+# tables whose keys are constructor kwargs (checked by the constructor, not against the defaults)
+OPEN_TABLES = {"model", "discriminator", "degradation"}
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+# ============================================================================ configuration
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} cannot be read: {exc}") from None
+
+
+def _resolve_config_path(name: str) -> Path:
+    """A path as given, else a shipped config by name (``tiny``, ``comi_gpu``...)."""
+    p = Path(name)
+    if p.is_file() or p.suffix == ".toml" or os.sep in name:
+        return p
+    shipped = CONFIG_DIR / f"{name}.toml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
+    raise UsageError(f"config {name!r} is neither a file nor a shipped config ({known})")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str, strict: bool = True) -> None:
+    """Deep-merge `over` into `base`; unknown keys in closed tables are errors (typos)."""
+    for key, value in over.items():
+        if key in MODELS and "." not in where:
+            continue                                  # per-model tables handled by the caller
+        if isinstance(value, dict):
+            if key not in base:
+                if strict and where == "":
+                    raise UsageError(f"unknown config table [{key}] in {where or 'config'} "
+                                     f"(known: {', '.join(sorted(base))})")
+                base[key] = {}
+            if not isinstance(base[key], dict):
+                raise UsageError(f"config key {key!r} must be a value, not a table")
+            _merge(base[key], value, f"{where}{key}.", strict=strict and key not in OPEN_TABLES)
+        else:
+            if strict and key not in base and where:
+                table = where.rstrip(".")
+                raise UsageError(f"unknown config key {key!r} in [{table}] "
+                                 f"(known: {', '.join(sorted(base)) or 'none'})")
+            if strict and where == "" and key not in base:
+                raise UsageError(f"unknown top-level config key {key!r}")
+            base[key] = value
+
+
+def load_config(model: str, config: str | Path | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The merged configuration for `model`: defaults, then `config`, then `overrides`.
+
+    A config file may hold tables for several models: ``[ddpm.model]`` applies only when
+    training the DDPM, after the file's general tables.
+    """
+    if model not in MODELS:
+        raise UsageError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
+    cfg = _read_toml(CONFIG_DIR / f"{model}.toml")
+    cfg["model_name"] = model
+    if config is not None:
+        path = _resolve_config_path(str(config))
+        over = _read_toml(path)
+        name = over.pop("model_name", model)
+        if name != model:
+            raise UsageError(f"config file {path} is for model {name!r}, not {model!r}")
+        _merge(cfg, over, "")
+        specific = over.get(model, {})
+        if not isinstance(specific, dict):
+            raise UsageError(f"[{model}] in {path} must be a table")
+        _merge(cfg, specific, "")
+    for table, values in (overrides or {}).items():
+        cfg.setdefault(table, {}).update({k: v for k, v in values.items() if v is not None})
+    _check_train(cfg)
+    return cfg
+
+
+def _check_train(cfg: dict[str, Any]) -> None:
+    t = cfg["train"]
+    for key in ("steps", "batch_size", "patch"):
+        if not isinstance(t.get(key), int) or t[key] < 1:
+            raise UsageError(f"train.{key} must be a positive whole number, got {t.get(key)!r}")
+    if t["patch"] < 16:
+        raise UsageError(f"train.patch must be at least 16 pixels, got {t['patch']}")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def format_toml(cfg: dict[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for our configs (scalars, lists, nested tables) -- no extra dependency."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in cfg.items()
+             if not isinstance(v, dict) and v is not None]       # TOML has no null: omit
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            name = f"{prefix}{k}"
+            lines.append(f"\n[{name}]")
+            lines.append(format_toml(v, f"{name}.").strip("\n"))
+    return "\n".join(x for x in lines if x != "") + "\n"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ============================================================================ arguments
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error format: one line, exit status 2 (no usage dump)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG, description="Train a deblurring model (COMI, CycleGAN or a conditional DDPM) "
+        "headless, with checkpoints, resume, validation and export to a .safetensors model "
+        "the deblur app and `deblur predict --weights` load.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  deblur-train --model comi --data synthetic --out runs/comi\n"
+               "  deblur-train --model cyclegan --data sharp/ --blurred blurred/ --out runs/cg\n"
+               "  deblur-train --out runs/comi --resume\n"
+               "  torchrun --nproc_per_node 2 -m training --model ddpm --data synthetic "
+               "--out runs/ddpm")
+    p.add_argument("--model", choices=MODELS, help="which model to train (read from RUN on --resume)")
+    p.add_argument("--data", help="folder of sharp images, or 'synthetic' for generated specimens")
+    p.add_argument("--blurred", help="folder of blurred images: same names as --data for paired "
+                   "training (COMI), any names for unpaired (CycleGAN); default: simulate blur")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log, samples, weights)")
+    p.add_argument("--config", help="TOML file or shipped config name (tiny, comi_gpu, ...) "
+                   "layered over the model's defaults")
+    p.add_argument("--steps", type=int, help="total optimisation steps (on --resume: the new total)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN from its newest readable checkpoint")
+    p.add_argument("--export-only", action="store_true",
+                   help="only write RUN/<model>.safetensors + card from the newest checkpoint")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--batch-size", type=int, help="patches per step (per process under torchrun)")
+    p.add_argument("--patch", type=int, help="patch size in pixels")
+    p.add_argument("--seed", type=int, help="random seed (data order, initialisation, noise)")
+    p.add_argument("--workers", type=int, help="data-loading worker processes")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (bf16 autocast on CPU, AMP on CUDA)")
+    p.add_argument("--val-every", type=int, help="validate every N steps")
+    p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N steps")
+    p.add_argument("--keep", type=int, help="checkpoints to keep (newest first)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    data = {}
+    if args.data is not None:
+        data["source"] = args.data
+        data["blurred"] = args.blurred or ""
+    elif args.blurred is not None:
+        data["blurred"] = args.blurred
+    return {
+        "train": {"steps": args.steps, "batch_size": args.batch_size, "patch": args.patch,
+                  "seed": args.seed, "num_workers": args.workers, "amp": args.amp,
+                  "val_every": args.val_every, "checkpoint_every": args.checkpoint_every,
+                  "keep_checkpoints": args.keep},
+        "data": data,
+    }
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The exact command as a user would retype it (shell-quoted)."""
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else PROG
+    if prog in ("__main__.py", "-m", "-c", ""):
+        prog = "python -m training"
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            n = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+            prog = f"torchrun --nproc_per_node {n} -m training"
+    return " ".join([prog, shlex.join(list(argv))]).strip()
+
+
+def _check_data(cfg: dict[str, Any]) -> None:
+    src = cfg["data"].get("source", "")
+    if not src:
+        raise UsageError("--data is required (a folder of sharp images, or 'synthetic')")
+    if src != "synthetic" and not Path(src).is_dir():
+        raise UsageError(f"data folder {src} does not exist (use a folder or 'synthetic')")
+    blurred = cfg["data"].get("blurred") or ""
+    if blurred and not Path(blurred).is_dir():
+        raise UsageError(f"blurred folder {blurred} does not exist")
+
+
+# ============================================================================ running
+
+def _setup_process(device_name: str):
+    """Device, thread count and (under torchrun) the process group for this process."""
+    from core.devices import DeviceError, pick_device
+    from training.trainer import dist_info
+
+    info = dist_info()
+    try:
+        device = pick_device(device_name)
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", info.local_rank if info.distributed else torch.cuda.current_device())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if "OMP_NUM_THREADS" not in os.environ:      # the user's setting wins; else share the cores
+        try:
+            cores = len(os.sched_getaffinity(0))     # what this process may use (containers, taskset)
+        except AttributeError:
+            cores = os.cpu_count() or 1
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size if info.distributed else 1))
+        torch.set_num_threads(max(1, cores // max(1, local)))
+    if info.distributed:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, info
+
+
+def _degradation(cfg: dict[str, Any]):
+    """The DefocusConfig from ``[degradation]`` (empty table = the simulator's defaults)."""
+    table = cfg.get("degradation") or {}
+    from core.degrade import DefocusConfig
+    if not table:
+        return DefocusConfig()
+    try:
+        return DefocusConfig.from_dict(table)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"[degradation] does not fit DefocusConfig: {exc}") from None
+
+
+def _datasets(cfg: dict[str, Any], paired: bool, degradation):
+    """(train, val, val_paired). Unpaired training validates on simulated pairs when the blur
+    is simulated anyway (synthetic or sharp folders): PSNR/SSIM then still mean something."""
+    from training.data import make_datasets
+
+    d, t = cfg["data"], cfg["train"]
+    blurred = d.get("blurred") or None
+
+    def build(paired_: bool):
+        return make_datasets(d["source"], blurred, patch=int(t["patch"]), seed=int(t["seed"]),
+                             val_fraction=float(d.get("val_fraction", 0.1)), paired=paired_,
+                             degradation=degradation, field=int(d.get("field", 0)) or None)
+
+    try:
+        train_ds, val_ds = build(paired)
+        if not paired and blurred is None:
+            return train_ds, build(True)[1], True
+        return train_ds, val_ds, paired
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"cannot load training data: {exc}") from None
+
+
+def _build_steps(cfg: dict[str, Any], device: torch.device):
+    from training.steps import Precision, build_steps
+
+    amp = bool(cfg["train"].get("amp", True)) and device.type != "mps"
+    try:
+        return build_steps(cfg["model_name"], cfg, device, Precision(device, amp))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"the configuration does not fit the {cfg['model_name']} networks: {exc}") from None
+
+
+def _run_info(run: Path) -> dict[str, Any]:
+    p = run / "run.json"
+    if p.is_file():
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            pass
+    return {}
+
+
+def _export_only(args: argparse.Namespace, run: Path) -> int:
+    from training.checkpoint import load_latest
+    from training.export import export_run
+
+    found = load_latest(run)
+    if found is None:
+        raise UsageError(f"{run} has no readable checkpoint to export")
+    step, state = found
+    cfg = state["config"]
+    if args.model and args.model != cfg["model_name"]:
+        raise UsageError(f"{run} holds a {cfg['model_name']} run, not {args.model}")
+    device = torch.device("cpu")
+    steps = _build_steps(cfg, device)
+    steps.load_state_dict(state["steps"])
+    info = _run_info(run)
+    path = export_run(steps, run, dict(
+        cfg=cfg, commands=info.get("commands", []), wall_time_s=float(state.get("elapsed_s", 0)),
+        trained_steps=step, validation=dict(state.get("validation", {})),
+        device=info.get("device", "unknown"), world_size=int(state.get("world_size", 1)),
+        validation_step=state.get("validation_step"), degradation=info.get("degradation")))
+    if not args.quiet:
+        print(f"exported {path} (step {step})", file=sys.stderr)
+    return 0
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Set up, train, export; returns the exit status (raises UsageError on bad input)."""
+    from training.checkpoint import list_checkpoints, load_latest
+
+    run_dir = Path(args.out)
+    if args.export_only:
+        return _export_only(args, run_dir)
+
+    has_ckpt = bool(list_checkpoints(run_dir))
+    saved = run_dir / "config.toml"
+    if args.resume and (saved.is_file() or has_ckpt):
+        if saved.is_file():
+            base = _read_toml(saved)
+        else:
+            found = load_latest(run_dir)
+            if found is None:
+                raise UsageError(f"{run_dir} has no readable checkpoint or config.toml")
+            base = found[1]["config"]
+        if args.model and args.model != base.get("model_name"):
+            raise UsageError(f"{run_dir} holds a {base.get('model_name')} run, not {args.model}")
+        if args.config and not args.quiet:
+            print(f"{PROG}: note: --config is ignored on --resume: the run keeps "
+                  f"{saved} (command-line flags still apply)", file=sys.stderr)
+        cfg = copy.deepcopy(base)
+        for table, values in _overrides(args).items():
+            cfg.setdefault(table, {}).update({k: v for k, v in values.items() if v is not None})
+        _check_train(cfg)
+    else:
+        if has_ckpt:
+            raise UsageError(f"{run_dir} already holds a training run (checkpoints/); pass "
+                             "--resume to continue it or choose another --out")
+        if args.resume and not args.quiet:
+            print(f"{PROG}: no checkpoint in {run_dir}, starting a new run", file=sys.stderr)
+        if not args.model:
+            raise UsageError("--model is required (comi, cyclegan or ddpm)")
+        cfg = load_config(args.model, args.config, _overrides(args))
+    _check_data(cfg)
+
+    device, info = _setup_process(args.device)
+    from training.export import export_run
+    from training.trainer import Trainer, TrainingDiverged, TrainingInterrupted
+
+    steps = _build_steps(cfg, device)
+    degradation = _degradation(cfg)
+    train_ds, val_ds, val_paired = _datasets(cfg, steps.paired, degradation)
+    if cfg["data"].get("blurred"):
+        degradation = None              # real blurred images: nothing was simulated
+
+    record = _run_info(run_dir)
+    commands = list(record.get("commands", [])) + [_command(argv)]
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(saved, f"# resolved configuration of this run ({PROG})\n"
+                           + format_toml(cfg))
+        from training.export import _jsonable
+        record.update(model=cfg["model_name"], commands=commands, device=str(device),
+                      world_size=info.world_size, torch=torch.__version__,
+                      degradation=_jsonable(degradation),
+                      started=record.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")))
+        _write_text_atomic(run_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+    trainer = Trainer(steps, train_ds, val_ds, run_dir, cfg, info, quiet=args.quiet,
+                      val_paired=val_paired)
+    try:
+        result = trainer.fit(resume=args.resume)
+    except TrainingInterrupted as exc:
+        if info.is_main:
+            print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except TrainingDiverged as exc:
+        if info.is_main:
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if info.is_main:
+        path = export_run(steps, run_dir, dict(
+            cfg=cfg, commands=commands, wall_time_s=result.wall_time_s,
+            trained_steps=result.steps, validation=result.validation, device=str(device),
+            degradation=degradation, world_size=info.world_size, steps_per_s=result.steps_per_s,
+            validation_step=result.steps))
+        if not args.quiet:
+            v = result.validation
+            gain = (f"; validation PSNR {v['psnr_blurred']:.2f} -> {v['psnr']:.2f} dB"
+                    if "psnr" in v else
+                    f"; validation sharpness {v['sharpness_blurred']:.3g} -> {v['sharpness']:.3g}")
+            print(f"{PROG}: done, {result.steps} steps in {result.wall_time_s:.0f} s{gain}; "
+                  f"exported {path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `deblur-train` and `python -m training`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args, argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: stopped", file=sys.stderr)
+        return 130
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()

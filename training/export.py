@@ -1,0 +1,102 @@
+"""Export a trained run as ``RUN/<model>.safetensors`` + ``RUN/<model>.json`` (the model card).
+
+The weights hold only the inference network (COMI/CycleGAN: the blurred->sharp generator; DDPM:
+the EMA copy of the conditional U-Net), never discriminators or optimiser state, so the file
+is small and `core.models.registry.load_model(name, weights=path)` rebuilds it from the card's
+``architecture``. The card records everything needed to judge and reproduce the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.steps import ModelSteps
+
+__all__ = ["export_run", "build_card", "weights_path"]
+
+
+def weights_path(run: Path, model: str) -> Path:
+    """``RUN/<model>.safetensors``."""
+    return Path(run) / f"{model}.safetensors"
+
+
+def _jsonable(obj: Any) -> Any:
+    """Dataclasses (DefocusConfig) and paths into plain JSON values for the card."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict[str, Any],
+               commands: list[str], wall_time_s: float, trained_steps: int,
+               validation: dict[str, float], device: str, degradation: Any = None,
+               world_size: int = 1, steps_per_s: float | None = None,
+               validation_step: int | None = None) -> dict[str, Any]:
+    """The model card (DESIGN §2): architecture, normalisation, training, validation, notes."""
+    from core.models.weights import make_card
+
+    data = cfg.get("data", {})
+    t = cfg.get("train", {})
+    training = {
+        "command": commands[0] if commands else "",
+        "resumed_with": commands[1:],
+        "data": data.get("source", ""),
+        "blurred": data.get("blurred") or None,
+        "paired": steps.paired,
+        "patch": t.get("patch"),
+        "batch_size": t.get("batch_size"),
+        "degradation": _jsonable(degradation if degradation is not None
+                                 else cfg.get("degradation", {})),
+        "steps": int(trained_steps),
+        "wall_time_s": round(float(wall_time_s), 1),
+        "steps_per_s": None if steps_per_s is None else round(float(steps_per_s), 3),
+        "device": device,
+        "world_size": int(world_size),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "seed": t.get("seed"),
+        "config": _jsonable(cfg),
+    }
+    val: dict[str, Any] = {k: float(f"{float(v):.6g}") for k, v in validation.items()}
+    if not val:
+        val["note"] = "not validated (exported from a checkpoint taken before any validation)"
+    elif "psnr" not in val:
+        val["reference"] = "none: unpaired real images, only the no-reference sharpness"
+    val["items"] = int(t.get("val_items", 0))
+    if validation_step is not None:
+        val["step"] = int(validation_step)
+    normalisation = {"kind": "percentile", "p_low": 1.0, "p_high": 99.8, "per": "plane",
+                     "reference": "the blurred input (as the engine does at inference)"}
+    return make_card(steps.name, net, normalisation=normalisation, training=training,
+                     validation=val, notes=notes)
+
+
+def export_run(steps: ModelSteps, run: Path, card_args: dict[str, Any]) -> Path:
+    """Write the weights and card of `steps` into RUN; returns the weights path.
+
+    Parameters
+    ----------
+    steps : ModelSteps
+        A trained (or checkpoint-restored) model.
+    run : Path
+        The run folder.
+    card_args : dict
+        Keyword arguments of `build_card` (cfg, commands, wall_time_s, trained_steps, ...).
+    """
+    from core.models.weights import save_weights
+
+    net, notes = steps.export_network()
+    card = build_card(steps, net, notes, **card_args)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    return save_weights(weights_path(run, steps.name), state, card)
