@@ -15,10 +15,13 @@ def test_cases_are_reproducible_and_blur_only_the_region():
         assert np.array_equal(ca.blurred, cb.blurred) and np.array_equal(ca.sharp, cb.sharp)
         assert ca.region.any() and not ca.region.all()
         assert abs(ca.psf.sum() - 1) < 1e-6
-    # outside the region the input is the truth plus camera noise; inside it is also blurred
+    # outside the region the input is the truth plus camera noise; inside it is also blurred:
+    # once the noise is smoothed away, the error is larger inside
+    from scipy import ndimage
+
     for c in a:
-        err = np.abs(c.blurred - c.sharp)
-        assert err[c.region].mean() > 1.5 * err[~c.region].mean()
+        err = np.abs(ndimage.gaussian_filter(c.blurred - c.sharp, 3))
+        assert err[c.region].mean() > err[~c.region].mean()
 
 
 def test_quality_rows_score_the_region_and_outside_is_untouched():
