@@ -30,7 +30,9 @@ class RoiError(ValueError):
 
 
 @dataclass
-class Rect:
+class _Box:
+    """A shape given by its bounding box: x, y of the top-left corner, width, height."""
+
     x: float
     y: float
     w: float
@@ -42,14 +44,13 @@ class Rect:
 
 
 @dataclass
-class Ellipse:
-    x: float
-    y: float
-    w: float
-    h: float
+class Rect(_Box):
+    pass
 
-    def bounds(self) -> tuple[float, float, float, float]:
-        return self.x, self.y, self.x + self.w, self.y + self.h
+
+@dataclass
+class Ellipse(_Box):
+    pass
 
 
 @dataclass

@@ -37,3 +37,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Test tensors are tiny: one thread is fastest, and on a shared 2-core machine OpenMP
+    spin-waiting makes multi-threaded runs up to 10x slower. Restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -22,15 +22,6 @@ from core.tiling import Tiler, tile_starts
 H, W, TILE, OVERLAP, STEPS = 96, 160, 64, 16, 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU OpenMP spin-waiting makes
-    multi-threaded runs 10x slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class SmoothDenoiser(torch.nn.Module):
     """Stands in for the U-Net: v such that the x0 estimate is gain * Gaussian(x_t); local (radius 8)."""

@@ -27,15 +27,6 @@ TINY_DDPM = dict(dim=8, dim_mults=(1, 2), num_res_blocks=1, timesteps=100)
 ODD_SHAPES = [(2, 1, 37, 53), (1, 1, 65, 129), (1, 1, 5, 3)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU OpenMP spin-waiting makes
-    multi-threaded runs 10x slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(autouse=True)
 def _seed():

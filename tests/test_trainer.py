@@ -27,14 +27,6 @@ from training.trainer import (Trainer, TrainingDiverged, TrainingInterrupted, _P
 
 MODELS = ["comi", "cyclegan", "ddpm"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest and does not fight other processes for the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 CPU = torch.device("cpu")
 
 

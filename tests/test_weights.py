@@ -17,15 +17,6 @@ from core.models.weights import (CARD_KEY, WeightsError, build_from_card, load_n
 TINY = dict(ngf=4, n_down=2, n_blocks=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU OpenMP spin-waiting makes
-    multi-threaded runs 10x slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture
 def saved(tmp_path):

@@ -39,13 +39,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from core.models.base import NetworkRestorer
-from core.models.cyclegan import PatchDiscriminator, ResnetGenerator, default_margin
+from core.models.cyclegan import CycleGAN, generator_restorer
 from core.models.losses import PERCEPTUAL_WEIGHTS
 from core.models.registry import ModelEntry, register
-from core.models.weights import default_weights_path, load_network, resolve_weights
+from core.models.weights import default_weights_path
 
 __all__ = ["ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "AMP", "COMI", "build"]
 
@@ -79,8 +78,9 @@ CARD_NOTES = (
 )
 
 
-class COMI(nn.Module):
-    """The four COMI networks; only `g_deblur` is exported for inference.
+class COMI(CycleGAN):
+    """The four COMI networks (CycleGAN's shape, residual generators, COMI's sizes and losses);
+    only `g_deblur` is exported for inference.
 
     Parameters
     ----------
@@ -92,28 +92,14 @@ class COMI(nn.Module):
     """
 
     def __init__(self, generator: dict | None = None, discriminator: dict | None = None) -> None:
-        super().__init__()
         gen = {**(ARCH_PRESETS["cpu"] if generator is None else generator), "residual": True}
-        disc = dict(DISC_PRESETS["cpu"] if discriminator is None else discriminator)
-        self.g_deblur = ResnetGenerator(**gen)      # blurred -> sharp (exported)
-        self.g_blur = ResnetGenerator(**gen)        # sharp -> blurred
-        self.d_sharp = PatchDiscriminator(**disc)   # real sharp vs g_deblur(blurred)
-        self.d_blur = PatchDiscriminator(**disc)    # real blurred vs g_blur(sharp)
-
-    def generators(self) -> list[nn.Parameter]:
-        return [*self.g_deblur.parameters(), *self.g_blur.parameters()]
-
-    def discriminators(self) -> list[nn.Parameter]:
-        return [*self.d_sharp.parameters(), *self.d_blur.parameters()]
+        super().__init__(gen, DISC_PRESETS["cpu"] if discriminator is None else discriminator)
 
 
 def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
           **params) -> NetworkRestorer:
-    """Registry builder: the trained blurred->sharp generator as a tiled `NetworkRestorer`."""
-    net, card = load_network(resolve_weights("comi", weights), "comi", device)
-    margin = card.get("inference", {}).get("margin", default_margin(net.config))
-    return NetworkRestorer(net, "comi", margin=margin,
-                           pad_multiple=2 ** net.n_down, device=device, amp=AMP)
+    """Registry builder for `comi`: its trained blurred->sharp generator."""
+    return generator_restorer("comi", weights, device, AMP)
 
 
 register(ModelEntry(

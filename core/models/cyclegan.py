@@ -59,7 +59,7 @@ from core.models.weights import default_weights_path, load_network, resolve_weig
 __all__ = [
     "ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "LayerNorm2d", "pad_to_multiple",
     "make_norm", "ResnetBlock", "ResnetGenerator", "PatchDiscriminator", "CycleGAN", "ImagePool",
-    "linear_decay", "receptive_radius", "default_margin", "build",
+    "linear_decay", "receptive_radius", "default_margin", "generator_restorer", "build",
 ]
 
 # Named generator sizes. "cpu": trains and predicts usefully on a laptop CPU (>= 0.5 MP/s);
@@ -371,13 +371,18 @@ def linear_decay(total_steps: int, decay_steps: int | None = None) -> Callable[[
 
 # ----------------------------------------------------------------------------- registry
 
+def generator_restorer(name: str, weights: Path | None, device: torch.device,
+                       amp: bool) -> NetworkRestorer:
+    """A trained blurred->sharp ResnetGenerator (COMI or CycleGAN) as a tiled `NetworkRestorer`."""
+    net, card = load_network(resolve_weights(name, weights), name, device)
+    margin = card.get("inference", {}).get("margin", default_margin(net.config))
+    return NetworkRestorer(net, name, margin=margin, pad_multiple=2 ** net.n_down, device=device, amp=amp)
+
+
 def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
           **params) -> NetworkRestorer:
-    """Registry builder: the trained blurred->sharp generator as a tiled `NetworkRestorer`."""
-    net, card = load_network(resolve_weights("cyclegan", weights), "cyclegan", device)
-    margin = card.get("inference", {}).get("margin", default_margin(net.config))
-    return NetworkRestorer(net, "cyclegan", margin=margin,
-                           pad_multiple=2 ** net.n_down, device=device, amp=AMP)
+    """Registry builder for `cyclegan`."""
+    return generator_restorer("cyclegan", weights, device, AMP)
 
 
 register(ModelEntry(
