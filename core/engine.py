@@ -93,6 +93,32 @@ def _cancel_check(cancel: Callable[[], bool] | threading.Event | None) -> Callab
     return cancel
 
 
+#: rows blended at a time: bounds the float temporaries of the blend to a strip of the frame
+_BLEND_ROWS = 512
+
+
+def _blend_into(dst: np.ndarray, sub: np.ndarray, y: np.ndarray, m: np.ndarray | None,
+                finite: np.ndarray | None, params, work: type) -> None:
+    """dst = cast(sub + m * (restored - sub)) strip by strip; exactly sub where m == 0 or NaN."""
+    for r0 in range(0, sub.shape[0], _BLEND_ROWS):
+        rows = slice(r0, r0 + _BLEND_ROWS)
+        orig = sub[rows]
+        new = denormalize(y[rows], params).astype(work, copy=False)
+        if m is not None:
+            mw = m[rows].astype(work, copy=False)
+            new -= orig
+            new *= mw
+            new += orig
+        new = cast_like(new, dst.dtype)
+        keep = None if m is None else (m[rows] == 0)
+        if finite is not None:
+            bad = ~finite[rows]
+            keep = bad if keep is None else (keep | bad)
+        if keep is not None:
+            new[keep] = orig[keep]
+        dst[rows] = new
+
+
 def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | None = None,
             tile: int = 256, overlap: int = 32, device: str = "auto", seed: int = 0,
             weights: str | None = None, batch_size: int | None = None,
@@ -139,7 +165,8 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     yi, xi = axes.index("Y"), axes.index("X")
     src = np.moveaxis(data, (yi, xi), (-2, -1))
     h, w = src.shape[-2:]
-    mask = np.ones((h, w), np.float32) if rois is None else roi_mask(rois, (h, w))
+    # rois=None: the whole field, with no mask array at all (an 8k frame's mask is 256 MB)
+    mask = None if rois is None else roi_mask(rois, (h, w))
 
     if batch_size is None:
         from core.devices import tile_batch_size
@@ -147,7 +174,7 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
         batch_size = tile_batch_size(restorer.device, tile + 2 * restorer.margin)
     state = {"done": 0}
     planes = list(np.ndindex(src.shape[:-2]))
-    regions = plan_regions(mask, restorer.margin + overlap)
+    regions = [Region(0, h, 0, w)] if mask is None else plan_regions(mask, restorer.margin + overlap)
 
     def on_batch(n: int) -> None:
         state["done"] += n
@@ -172,7 +199,6 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             if is_cancelled():
                 raise Cancelled("cancelled by the user")
             sub = plane[region.slices]
-            m = mask[region.slices]
             finite = np.isfinite(sub) if sub.dtype.kind == "f" else None
             x = normalize(sub, params)
             if finite is not None and not finite.all():
@@ -180,15 +206,9 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
                 # and put the original values back afterwards
                 x[~finite] = np.median(x[finite]) if finite.any() else 0.0
             y = restorer.restore(x, tiler, seed=seed + 1009 * p_index + r_index)
-            restored = denormalize(y, params).astype(work)
-            mw = m.astype(work)
-            blended = mw * restored + (1 - mw) * sub.astype(work)
-            new = cast_like(blended, data.dtype)
-            keep = m == 0
-            if finite is not None:
-                keep |= ~finite
-            new[keep] = sub[keep]
-            dst[idx][region.slices] = new
+            del x
+            m = None if mask is None else mask[region.slices]
+            _blend_into(dst[idx][region.slices], sub, y, m, finite, params, work)
     if progress is not None:
         progress(total, total)
 

@@ -135,7 +135,13 @@ class Tiler:
         wx = {x0: blend_window(tw, self.overlap, x0 > 0, x1 < w) for _, _, x0, x1 in cores}
 
         out: torch.Tensor | None = None
-        weight = torch.zeros((h, w), dtype=torch.float32)
+        # the tiles form a full grid of separable windows, so their summed weight is separable
+        # too: two vectors instead of a full-frame weight image
+        sum_y, sum_x = np.zeros(h), np.zeros(w)
+        for y0 in {c[0] for c in cores}:
+            sum_y[y0:y0 + th] += wy[y0]
+        for x0 in {c[2] for c in cores}:
+            sum_x[x0:x0 + tw] += wx[x0]
         for b in range(0, len(cores), self.batch_size):
             chunk = cores[b:b + self.batch_size]
             tiles = []
@@ -157,9 +163,9 @@ class Tiler:
             for k, (y0, y1, x0, x1) in enumerate(chunk):
                 win = torch.from_numpy(np.outer(wy[y0], wx[x0]).astype(np.float32))
                 out[:, y0:y1, x0:x1] += res[k] * win
-                weight[y0:y1, x0:x1] += win
             if self.on_batch is not None:
                 self.on_batch(len(chunk))
         assert out is not None
-        out /= weight
+        out /= torch.from_numpy(sum_y.astype(np.float32))[:, None]
+        out /= torch.from_numpy(sum_x.astype(np.float32))[None, :]
         return out[:, :h0, :w0].contiguous() if (h, w) != (h0, w0) else out
