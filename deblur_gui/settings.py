@@ -71,7 +71,9 @@ class Settings:
 
     # ------------------------------------------------------------------ model and run
     def model(self) -> str:
-        return self._get("model/name", "richardson-lucy", str)
+        from core.models.registry import default_model_name
+
+        return self._get("model/name", default_model_name(), str)
 
     def set_model(self, name: str) -> None:
         self.q.setValue("model/name", name)

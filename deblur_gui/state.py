@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from core.models.registry import default_model_name
 from core.roi import Polygon, Rect, Roi, RoiSet
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -133,7 +134,7 @@ class AppState:
         self.selected_roi: int | None = None
         self.results: list[Result] = []
         self.current_result: int | None = None
-        self.model_name: str = "richardson-lucy"
+        self.model_name: str = default_model_name()
         self.model_params: dict[str, Any] = {}
         self.weights: Path | None = None
         self.device: str = "auto"

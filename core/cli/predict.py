@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF/PNG/JPEG image(s)")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="output file for one input, or a folder (for several inputs)")
-    p.add_argument("--model", default="richardson-lucy", help="model name (see `deblur models`)")
+    p.add_argument("--model", default=None,
+                   help="model name (see `deblur models`); default: the best shipped model")
     roi = p.add_argument_group("regions (default: the whole image)")
     roi.add_argument("--roi", action="append", default=[], metavar="FILE|x,y,w,h",
                      help="a ROI file (JSON) or a rectangle x,y,w,h in pixels; may be repeated")
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from core.devices import DeviceError
     from core.engine import restore
     from core.io import ImageError, read_image, write_image
-    from core.models.registry import get_entry, load_model
+    from core.models.registry import default_model_name, get_entry, load_model
     from core.roi import RoiError, roi_mask
 
     out = Path(args.out)
@@ -140,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.overlap < args.tile:
         raise UserError("--overlap must be between 0 and the tile size")
 
+    if args.model is None:
+        args.model = default_model_name()
     try:
         get_entry(args.model)
         model = load_model(args.model, weights=args.weights, device=args.device, **_model_params(args))

@@ -19,6 +19,7 @@ from core.devices import pick_device
 from core.models.base import Restorer
 
 __all__ = ["Param", "ModelEntry", "register", "get_entry", "list_entries", "load_model",
+           "default_model_name",
            "read_card", "card_summary", "BUILTIN_MODULES"]
 
 BUILTIN_MODULES = ["core.models.classical", "core.models.comi", "core.models.cyclegan",
@@ -101,6 +102,14 @@ def list_entries() -> list[ModelEntry]:
     _load_builtins()
     rank = {n: i for i, n in enumerate(DISPLAY_ORDER)}
     return sorted(_REGISTRY.values(), key=lambda e: rank.get(e.name, len(rank)))
+
+
+def default_model_name() -> str:
+    """The model a new user gets: the first in DISPLAY_ORDER that can run here (has weights)."""
+    for e in list_entries():
+        if not e.needs_weights or e.has_weights():
+            return e.name
+    return "richardson-lucy"
 
 
 def get_entry(name: str) -> ModelEntry:
