@@ -174,7 +174,7 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
         batch_size = tile_batch_size(restorer.device, tile + 2 * restorer.margin)
     state = {"done": 0}
     planes = list(np.ndindex(src.shape[:-2]))
-    regions = [Region(0, h, 0, w)] if mask is None else plan_regions(mask, restorer.margin + overlap)
+    regions = [Region(0, h, 0, w)] if mask is None else plan_regions(mask, restorer.margin)
 
     def on_batch(n: int) -> None:
         state["done"] += n

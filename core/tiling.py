@@ -71,7 +71,8 @@ class Tiler:
 
     Parameters
     ----------
-    tile : core size of a tile in pixels (without halo).
+    tile : largest core size of a tile in pixels (without halo); tiles are shrunk to share a
+        region evenly (`fitted_tile`).
     overlap : overlap between neighbouring cores, blended with a raised cosine.
     margin : halo of context given to the model around each core and cropped afterwards.
     device : where the tile batches are sent.
@@ -106,13 +107,25 @@ class Tiler:
         a = self.align
         return -(-int(shape[0]) // a) * a, -(-int(shape[1]) // a) * a
 
+    def fitted_tile(self, length: int) -> int:
+        """The tile size actually used along an axis of `length` px: at most `tile`.
+
+        As few tiles as `tile` and `overlap` allow, shrunk to share the length evenly, so a
+        region just larger than a tile does not pay for a mostly redundant extra tile.
+        """
+        if length <= self.tile:
+            return length
+        n = math.ceil((length - self.overlap) / (self.tile - self.overlap))
+        t = math.ceil((length + (n - 1) * self.overlap) / n)
+        return min(length, -(-t // self.align) * self.align)
+
     def grid(self, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
         """Tile cores as (y0, y1, x0, x1) for a region of `shape` (in the padded region)."""
         h, w = self.padded_shape(shape)
-        th, tw = min(self.tile, h), min(self.tile, w)
+        th, tw = self.fitted_tile(h), self.fitted_tile(w)
         return [(y, y + th, x, x + tw)
-                for y in tile_starts(h, self.tile, self.overlap, self.align)
-                for x in tile_starts(w, self.tile, self.overlap, self.align)]
+                for y in tile_starts(h, th, self.overlap, self.align)
+                for x in tile_starts(w, tw, self.overlap, self.align)]
 
     def n_tiles(self, shape: tuple[int, int]) -> int:
         return len(self.grid(shape))

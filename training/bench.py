@@ -249,18 +249,19 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
         params = {"steps": steps} if steps is not None and "steps" in e.params else {}
         model = load_model(e.name, device=device, **params)
         restore(frame[:128, :128], model, None, tile=256, overlap=32)     # warm-up
-        for label, rois in (("full-field", None), (f"{roi}x{roi} ROI", roi_set)):
-            if rois is None and not full_field:
-                continue
+        cases = [(f"{roi}x{roi} ROI", roi_set, 256, roi * roi)]
+        if full_field:
+            cases = [("full-field, tiles 256", None, 256, size * size),
+                     ("full-field, one tile", None, size, size * size)] + cases
+        for label, rois, tile, px in cases:
             _peak_rss_reset()
             t0 = time.perf_counter()
-            restore(frame, model, rois, tile=256, overlap=32)
+            restore(frame, model, rois, tile=tile, overlap=32)
             dt = time.perf_counter() - t0
-            px = size * size if rois is None else roi * roi
             rows.append({"model": e.name, "case": label, "frame": f"{size}x{size} uint16",
                          "seconds": dt, "megapixels_per_s": px / 1e6 / dt,
                          "peak_rss_mb": _peak_rss_mb()})
-            log(f"{e.name:16s} {label:16s} {dt:8.2f} s  {px / 1e6 / dt:6.2f} MP/s")
+            log(f"{e.name:16s} {label:24s} {dt:8.2f} s  {px / 1e6 / dt:6.2f} MP/s")
     return rows
 
 
@@ -309,6 +310,14 @@ def markdown_report(quality: list[dict], speed: list[dict], command: str) -> str
             mem = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "n/a"
             lines.append(f"| {r['model']} | {r['case']} | {r['frame']} | {r['seconds']:.2f} | "
                          f"{r['megapixels_per_s']:.2f} | {mem} |")
+        lines += ["", "| model | tiled / one-tile time | ROI / full-field time |", "|---|---|---|"]
+        for model in dict.fromkeys(r["model"] for r in speed):
+            t = {r["case"].split(",")[-1].strip(): r["seconds"] for r in speed if r["model"] == model}
+            tiled, whole = t.get("tiles 256"), t.get("one tile")
+            roi = next((v for k, v in t.items() if k.endswith("ROI")), None)
+            ratio = f"{tiled / whole:.2f}" if tiled and whole else "n/a"
+            share = f"{roi / tiled:.3f}" if roi and tiled else "n/a"
+            lines.append(f"| {model} | {ratio} | {share} |")
     return "\n".join(lines) + "\n"
 
 
