@@ -62,3 +62,12 @@ def test_strided_network_tiled_equals_whole_frame_when_tiles_are_aligned():
     tiled = Tiler(tile=62, overlap=14, margin=10, align=4).map(net, x)
     assert whole.shape == tiled.shape == (1, 150, 173)
     assert (whole - tiled).abs().max().item() < 1e-5
+
+
+def test_tiles_shrink_to_share_a_region_evenly():
+    """A 560 px region with 256 px tiles: 3 tiles of 208 px, not 3 of 256 mostly overlapping."""
+    t = Tiler(tile=256, overlap=32, margin=24, align=4)
+    assert t.fitted_tile(560) == 208
+    assert t.fitted_tile(2048) == 256 and t.fitted_tile(100) == 100
+    cores = t.grid((560, 560))
+    assert len(cores) == 9 and all(c[1] - c[0] == 208 and c[0] % 4 == 0 for c in cores)
