@@ -259,3 +259,24 @@ def test_export_load_predict(model: str, tmp_path: Path) -> None:
             assert torch.allclose(net(x, cond, t), reloaded.float()(x, cond, t), atol=1e-5)
         else:
             assert torch.allclose(net(x), reloaded.float()(x.contiguous()), atol=1e-5)
+
+
+def test_comi_warm_start_trains_only_the_deblurring_generator_first(tmp_path: Path) -> None:
+    """Content-only pre-training: g_deblur learns, the other three networks wait their turn."""
+    cfg = tiny_cfg("comi", steps=30, val_every=0, checkpoint_every=0, log_every=10)
+    cfg["loss"]["warm_start_steps"] = 20
+    cfg["optim"]["decay"] = "none"
+    seen: list[dict] = []
+    warm = make_trainer("comi", tmp_path / "warm", {**cfg, "train": {**cfg["train"], "steps": 20}},
+                        n_train=2, on_step=lambda s, losses: seen.append(losses))
+    start = _all_state(warm)
+    warm.fit()
+    after = _all_state(warm)
+    changed = {k.split(".")[0] for k in start if not torch.equal(start[k], after[k])}
+    assert changed == {"g_deblur"}
+    assert all(l["d"] == 0 and l["cycle"] == 0 for l in seen)
+    assert np.mean([l["content"] for l in seen[-5:]]) < np.mean([l["content"] for l in seen[:5]])
+    seen.clear()
+    make_trainer("comi", tmp_path / "full", cfg, n_train=2,
+                 on_step=lambda s, losses: seen.append(losses)).fit()
+    assert len(seen) == 30 and seen[-1]["d"] > 0 and seen[-1]["cycle"] > 0

@@ -20,9 +20,17 @@ Every dataset item is a dict of float32 tensors (see docs/INTERFACES.md)::
   defocused), so the models mostly see what they must repair; the rest teach identity.
 * **Augmentation** (training only): flips, rot90 and a mild common gain/offset jitter (the
   percentile estimate of a real plane is never exact).
-* **Reproducibility**: item `i` is drawn from ``SeedSequence([seed, split, i])``, so it is the
-  same whatever the number of DataLoader workers; the validation split uses other seeds
-  (synthetic) or other files (folders; one file: the bottom rows), fixed by `seed`.
+* **Several patches per field** (training sets with simulated blur; `patches_per_field` K,
+  default 4): simulating a field is most of an item's cost, so item i is patch i % K of field
+  i // K, the K windows each chosen as above but sharing at most a quarter of their area when
+  the blurred region allows it. Each process keeps the last fields (LRU), so the saving needs an
+  order that fetches a field's patches close together: `dataset.epoch_order` / `field_order`
+  (used by `make_loader`; the trainer must use it too). A plain random order still works, at
+  the old cost. Validation sets keep one field per item.
+* **Reproducibility**: item `i` is drawn from ``SeedSequence([seed, split, i])`` (with K > 1:
+  its field from ``[seed, split, i // K]``), so it is the same whatever the number of DataLoader
+  workers, the fetch order or the cache; the validation split uses other seeds (synthetic) or
+  other files (folders; one file: the bottom rows), fixed by `seed`.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.degrade import DefocusConfig, sample_optics, simulate_local_defocus
 from core.normalize import normalize, percentile_params
@@ -43,7 +51,7 @@ from training import synth
 __all__ = [
     "Field", "SyntheticSource", "SharpFolderSource", "PairedFolderSource", "ImageFolderSource",
     "PatchDataset", "UnpairedDataset", "make_datasets", "make_loader", "list_images",
-    "IMAGE_SUFFIXES", "P_LOW", "P_HIGH",
+    "IMAGE_SUFFIXES", "P_LOW", "P_HIGH", "PATCHES_PER_FIELD", "field_order",
 ]
 
 P_LOW, P_HIGH = 1.0, 99.8
@@ -147,6 +155,81 @@ def _box(s: np.ndarray, ys: np.ndarray, xs: np.ndarray, p: int) -> np.ndarray:
     return (s[y0 + p, x0 + p] - s[y0, x0 + p] - s[y0 + p, x0] + s[y0, x0]) / (p * p)
 
 
+def _overlap(ys: np.ndarray, xs: np.ndarray, corners: list[tuple[int, int]], p: int) -> np.ndarray:
+    """Largest shared area (fraction of a p x p window) of the windows at (ys[:, None],
+    xs[None, :]) with any window at `corners`."""
+    out = np.zeros((ys.size, xs.size))
+    for cy, cx in corners:
+        fy = np.clip(1.0 - np.abs(ys - cy) / p, 0.0, None)
+        fx = np.clip(1.0 - np.abs(xs - cx) / p, 0.0, None)
+        np.maximum(out, fy[:, None] * fx[None, :], out=out)
+    return out
+
+
+class _Windows:
+    """The candidate patch windows of one field (corners on a stride grid) with their content
+    weight and defocused cover, computed once and shared by every patch cut from the field."""
+
+    def __init__(self, content: np.ndarray, mask: np.ndarray | None, patch: int) -> None:
+        h, w = content.shape
+        self.h, self.w, self.patch = h, w, patch
+        self.stride = max(1, patch // 16)
+        self.ys = np.unique(np.r_[np.arange(0, h - patch + 1, self.stride), h - patch])
+        self.xs = np.unique(np.r_[np.arange(0, w - patch + 1, self.stride), w - patch])
+        s1, s2 = _integral(content), _integral(content * content)
+        mean = _box(s1, self.ys, self.xs, patch)
+        std = np.sqrt(np.clip(_box(s2, self.ys, self.xs, patch) - mean * mean, 0, None))
+        # windows as busy as the busiest tenth weigh 1, empty background ~1/100
+        ref = float(np.percentile(std, 90)) or 1.0
+        self.weight = np.clip((std / ref) ** 2, 0.01, 1.0)
+        self._mask_sum = None if mask is None else _integral(mask)
+        self.cover = None if mask is None else _box(self._mask_sum, self.ys, self.xs, patch)
+
+    def choose(self, rng: np.random.Generator, want_blur: bool | None, avoid: tuple[int, int] | None = None,
+               spread: list[tuple[int, int]] | None = None, max_overlap: float = 1.0) -> tuple[int, int]:
+        """Top-left corner of a patch (see `_choose_window`). `spread`: corners of patches already
+        cut from this field; the new window shares at most `max_overlap` of its area with any of
+        them when the blur/content constraints allow it, else as little as they allow."""
+        p, ys, xs, stride = self.patch, self.ys, self.xs, self.stride
+        ok = np.ones_like(self.weight, dtype=bool)
+        if self.cover is not None and want_blur is not None:
+            cover = self.cover
+            if want_blur:
+                ok = cover >= 0.5
+                if not ok.any():
+                    ok = cover >= cover.max() - 1e-6
+            else:
+                ok = cover < 0.5
+                if not ok.any():
+                    ok = np.ones_like(ok)
+        if avoid is not None:
+            far = (np.abs(ys[:, None] - avoid[0]) >= p) | (np.abs(xs[None, :] - avoid[1]) >= p)
+            if (ok & far).any():
+                ok = ok & far
+        limit = None
+        if spread:
+            ov = _overlap(ys, xs, spread, p)
+            limit = max(float(max_overlap), float(ov[ok].min()) + 0.05)
+            ok = ok & (ov <= limit)
+        wts = np.where(ok, self.weight, 0.0).ravel()
+        k = int(rng.choice(wts.size, p=wts / wts.sum()))
+        iy, ix = divmod(k, xs.size)
+        y, x = int(ys[iy]), int(xs[ix])
+        # jitter within the stride (sub-stride positions are as good), staying inside the field
+        y = int(np.clip(y + rng.integers(0, stride), 0, self.h - p)) if stride > 1 else y
+        x = int(np.clip(x + rng.integers(0, stride), 0, self.w - p)) if stride > 1 else x
+        if avoid is not None and abs(y - avoid[0]) < p and abs(x - avoid[1]) < p:
+            y, x = int(ys[iy]), int(xs[ix])          # jitter must not bring back an overlap
+        if limit is not None:              # nor a larger overlap, nor cross the half-defocused line
+            worse = float(_overlap(np.array([y]), np.array([x]), spread, p)[0, 0]) > limit
+            if self.cover is not None and want_blur is not None:
+                at = float(_box(self._mask_sum, np.array([y]), np.array([x]), p)[0, 0])
+                worse = worse or (at >= 0.5) != (self.cover[iy, ix] >= 0.5)
+            if worse:
+                y, x = int(ys[iy]), int(xs[ix])
+        return y, x
+
+
 def _choose_window(rng: np.random.Generator, content: np.ndarray, mask: np.ndarray | None, patch: int,
                    want_blur: bool | None, avoid: tuple[int, int] | None = None) -> tuple[int, int]:
     """Top-left corner of a patch: weighted toward content, toward (or away from) the mask.
@@ -155,41 +238,7 @@ def _choose_window(rng: np.random.Generator, content: np.ndarray, mask: np.ndarr
     False: windows less than half defocused; None: any. `avoid` is a corner whose window the
     chosen one must not overlap (if the field allows).
     """
-    h, w = content.shape
-    stride = max(1, patch // 16)
-    ys = np.unique(np.r_[np.arange(0, h - patch + 1, stride), h - patch])
-    xs = np.unique(np.r_[np.arange(0, w - patch + 1, stride), w - patch])
-    s1, s2 = _integral(content), _integral(content * content)
-    mean = _box(s1, ys, xs, patch)
-    std = np.sqrt(np.clip(_box(s2, ys, xs, patch) - mean * mean, 0, None))
-    # windows as busy as the busiest tenth weigh 1, empty background ~1/100
-    ref = float(np.percentile(std, 90)) or 1.0
-    weight = np.clip((std / ref) ** 2, 0.01, 1.0)
-    ok = np.ones_like(weight, dtype=bool)
-    if mask is not None and want_blur is not None:
-        cover = _box(_integral(mask), ys, xs, patch)
-        if want_blur:
-            ok = cover >= 0.5
-            if not ok.any():
-                ok = cover >= cover.max() - 1e-6
-        else:
-            ok = cover < 0.5
-            if not ok.any():
-                ok = np.ones_like(ok)
-    if avoid is not None:
-        far = (np.abs(ys[:, None] - avoid[0]) >= patch) | (np.abs(xs[None, :] - avoid[1]) >= patch)
-        if (ok & far).any():
-            ok = ok & far
-    wts = np.where(ok, weight, 0.0).ravel()
-    k = int(rng.choice(wts.size, p=wts / wts.sum()))
-    iy, ix = divmod(k, xs.size)
-    y, x = int(ys[iy]), int(xs[ix])
-    # jitter within the stride (sub-stride positions are as good), staying inside the field
-    y = int(np.clip(y + rng.integers(0, stride), 0, h - patch)) if stride > 1 else y
-    x = int(np.clip(x + rng.integers(0, stride), 0, w - patch)) if stride > 1 else x
-    if avoid is not None and abs(y - avoid[0]) < patch and abs(x - avoid[1]) < patch:
-        y, x = int(ys[iy]), int(xs[ix])          # jitter must not bring back an overlap
-    return y, x
+    return _Windows(content, mask, patch).choose(rng, want_blur, avoid)
 
 
 # --------------------------------------------------------------------------- field sources
@@ -387,15 +436,124 @@ def _augment(rng: np.random.Generator, arrays: list[np.ndarray | None], intensit
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)[None])
+    # always a copy: patches may be views of a cached field that later items still cut from
+    return torch.from_numpy(np.array(a, dtype=np.float32)[None])
 
 
-class PatchDataset(Dataset):
+#: patches cut from each simulated training field by default (see `make_datasets`)
+PATCHES_PER_FIELD = 4
+
+
+class _FieldCache:
+    """Small per-process LRU of prepared fields (each DataLoader worker has its own, and a
+    pickled dataset starts with an empty one)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = max(1, int(size))
+        self._items: OrderedDict[int, tuple] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: int, make) -> tuple:
+        if key in self._items:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return self._items[key]
+        self.misses += 1
+        value = make()
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+    def __getstate__(self) -> dict:
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["size"])
+
+
+def field_order(n: int, patches_per_field: int, generator: torch.Generator | None = None, *,
+                batch_size: int = 1, fields_per_batch: int | None = None, lanes: int = 1) -> torch.Tensor:
+    """A random order of items 0..n-1 (item i: patch i % K of field i // K) in which each field's
+    K patches come close together, so a field cache makes every field only once.
+
+    With K = 1 this is exactly ``torch.randperm(n, generator=generator)``. Otherwise the fields
+    are shuffled and taken `fields_per_batch` (m, default `batch_size`) at a time: such a chunk
+    fills K m / batch_size batches, each holding one patch (in a random order) of each of its
+    fields. Chunks run in `lanes` (L) interleaved streams, batch after batch: the patches of a
+    field land in batches b, b + L, b + 2L, ... A DataLoader hands batches to its W workers in
+    turn, so when W divides L those batches all go to the same worker (whatever the batch the
+    loader starts at) and it makes the field once, keeping at most L m fields at a time. Under
+    DistributedDataParallel the ranks also take consecutive batches: use L = world size x W.
+    """
+    k = int(patches_per_field)
+    if k <= 1:
+        return torch.randperm(n, generator=generator)
+    bs = max(1, int(batch_size))
+    m = max(1, int(fields_per_batch or bs))
+    lanes = max(1, int(lanes))
+    n_fields = -(-n // k)
+    fields = torch.randperm(n_fields, generator=generator)
+    slots = torch.argsort(torch.rand(n_fields, k, generator=generator), dim=1)
+    items = fields[:, None] * k + slots                                  # (field rank, slot)
+    rank = torch.arange(n_fields)[:, None].expand(n_fields, k)
+    chunk, q = rank // m, rank % m
+    u = torch.arange(k)[None, :] * m + q                                 # place within the chunk
+    # sort by (block of L chunks, batch within the chunk, lane, place within the batch)
+    key = (((chunk // lanes) * (-(-k * m // bs)) + u // bs) * lanes + chunk % lanes) * bs + u % bs
+    order = items.reshape(-1)[torch.argsort(key.reshape(-1), stable=True)]
+    return order[order < n]
+
+
+class _Grouped(Dataset):
+    """Common part of the datasets: item i is patch i % K of field i // K (K = patches_per_field).
+
+    K = 1 is the original one-field-per-item scheme (bit-identical items). For K > 1, a field and
+    the corners of its K patches are drawn from the field's own seed, the augmentation of each
+    patch from the item's seed, so item i still depends only on (seed, split, i) and K.
+    """
+
+    patches_per_field: int
+
+    def _setup(self, patches_per_field: int, cache_fields: int, max_overlap: float) -> None:
+        if int(patches_per_field) < 1:
+            raise ValueError(f"patches_per_field must be at least 1, got {patches_per_field}")
+        self.patches_per_field = int(patches_per_field)
+        self.max_overlap = float(max_overlap)
+        self._cache = _FieldCache(cache_fields)
+
+    def field_of(self, index: int) -> int:
+        """The field item `index` is cut from."""
+        return int(index) // self.patches_per_field
+
+    def _reserve(self, batch_size: int, fields_per_batch: int | None, lanes: int) -> None:
+        if self.patches_per_field > 1:
+            need = max(1, int(lanes)) * max(1, int(fields_per_batch or batch_size))
+            self._cache.size = max(self._cache.size, need)
+
+    def epoch_order(self, generator: torch.Generator | None = None, *, batch_size: int = 1,
+                    fields_per_batch: int | None = None, lanes: int = 1) -> torch.Tensor:
+        """A shuffled order of all items that keeps each field's patches close (`field_order`):
+        a sampler that uses it makes each field once instead of K times. Also grows this
+        process's field cache to the L m fields such an order keeps in flight."""
+        self._reserve(batch_size, fields_per_batch, lanes)
+        return field_order(len(self), self.patches_per_field, generator, batch_size=batch_size,
+                           fields_per_batch=fields_per_batch, lanes=lanes)
+
+
+class PatchDataset(_Grouped):
     """Aligned (blurred, sharp[, mask]) patches from a field source (synthetic, sharp folder,
-    paired folder). Item `i` depends only on (seed, split, i)."""
+    paired folder). Item `i` depends only on (seed, split, i).
+
+    `patches_per_field` K > 1 cuts K patches from each field (item i: patch i % K of field
+    i // K), each with its own blur-biased choice and augmentation, sharing at most
+    `max_overlap` of their area when the field allows; the last `cache_fields` fields are kept,
+    so fetching a field's items one after the other makes it once (see `epoch_order`).
+    """
 
     def __init__(self, source, length: int, *, patch: int = 128, seed: int = 0, split: int = TRAIN,
-                 augment: bool | None = None, blur_bias: float = 0.85) -> None:
+                 augment: bool | None = None, blur_bias: float = 0.85, patches_per_field: int = 1,
+                 cache_fields: int = 8, max_overlap: float = 0.25) -> None:
         if patch < 8:
             raise ValueError("patch must be at least 8 pixels")
         self.source = source
@@ -406,41 +564,60 @@ class PatchDataset(Dataset):
         self.augment = (split == TRAIN) if augment is None else bool(augment)
         self.blur_bias = float(blur_bias)
         self.has_mask = getattr(source, "has_mask", True)
+        self._setup(patches_per_field, cache_fields, max_overlap)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        rng = _rng(self.seed, self.split, index)
+    def _plan(self, rng: np.random.Generator, index: int, slots: int):
+        """Field `index` (padded to the patch) and the corners of its `slots` patches."""
         f = self.source.field(rng, index)
         blurred, sharp = _pad_to(f.blurred, self.patch), _pad_to(f.sharp, self.patch)
         mask = None if f.mask is None else _pad_to(f.mask, self.patch)
         steer = mask if mask is not None else (None if f.hint is None else _pad_to(f.hint, self.patch))
-        want = bool(rng.random() < self.blur_bias) if steer is not None else None
-        y, x = _choose_window(rng, sharp, steer, self.patch, want)
+        windows = _Windows(sharp, steer, self.patch)
+        corners: list[tuple[int, int]] = []
+        for _ in range(slots):
+            want = bool(rng.random() < self.blur_bias) if steer is not None else None
+            corners.append(windows.choose(rng, want, spread=corners, max_overlap=self.max_overlap))
+        return blurred, sharp, mask, corners
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        k = self.patches_per_field
+        if k == 1:
+            rng = _rng(self.seed, self.split, index)
+            blurred, sharp, mask, corners = self._plan(rng, index, 1)
+            (y, x), aug = corners[0], rng
+        else:
+            f, j = divmod(int(index), k)
+            blurred, sharp, mask, corners = self._cache.get(
+                f, lambda: self._plan(_rng(self.seed, self.split, f, stream=4), f, k))
+            (y, x), aug = corners[j], _rng(self.seed, self.split, index, stream=5)
         win = (slice(y, y + self.patch), slice(x, x + self.patch))
         arrays = [blurred[win], sharp[win], None if mask is None else mask[win]]
         if self.augment:
-            arrays = _augment(rng, arrays)
+            arrays = _augment(aug, arrays)
         item = {"blurred": _tensor(arrays[0]), "sharp": _tensor(arrays[1])}
         if self.has_mask and arrays[2] is not None:
             item["mask"] = _tensor(arrays[2])
         return item
 
 
-class UnpairedDataset(Dataset):
+class UnpairedDataset(_Grouped):
     """Blurred and sharp patches that never show the same place (for CycleGAN).
 
     The blurred patch comes from field 2i of `blurred_source`, the sharp one from field 2i + 1
-    of `sharp_source` (another seed, file or position). When both happen to come from the
-    same image plane, the sharp window is placed so it does not overlap the blurred one.
-    Items: {"blurred", "sharp", "mask" (of the blurred patch, when known)}.
+    of `sharp_source` (another seed, file or position), with i the item (or, with
+    `patches_per_field` K > 1, the item's field i // K: K items share each pair of fields). When
+    both happen to come from the same image plane, the sharp window is placed so it does not
+    overlap the blurred one. Items: {"blurred", "sharp", "mask" (of the blurred patch, when known)}.
     """
 
     def __init__(self, blurred_source, sharp_source, length: int, *, patch: int = 128, seed: int = 0,
-                 split: int = TRAIN, augment: bool | None = None, blur_bias: float = 0.85) -> None:
+                 split: int = TRAIN, augment: bool | None = None, blur_bias: float = 0.85,
+                 patches_per_field: int = 1, cache_fields: int = 8, max_overlap: float = 0.25) -> None:
         self.blurred_source = blurred_source
         self.sharp_source = sharp_source
         self.length = int(length)
@@ -449,6 +626,7 @@ class UnpairedDataset(Dataset):
         self.split = int(split)
         self.augment = (split == TRAIN) if augment is None else bool(augment)
         self.blur_bias = float(blur_bias)
+        self._setup(patches_per_field, cache_fields, max_overlap)
 
     def __len__(self) -> int:
         return self.length
@@ -457,30 +635,54 @@ class UnpairedDataset(Dataset):
         """Provenance (image, plane, y, x) of the blurred and sharp patch of item `index`."""
         return self._draw(index)[4:]
 
-    def _draw(self, index: int):
-        rng_b = _rng(self.seed, self.split, 2 * index, stream=1)
-        rng_s = _rng(self.seed, self.split, 2 * index + 1, stream=2)
-        fb = self.blurred_source.field(rng_b, 2 * index, need="blurred")
-        fs = self.sharp_source.field(rng_s, 2 * index + 1, need="sharp")
+    def _plan(self, rng_b: np.random.Generator, rng_s: np.random.Generator, fi: int, slots: int):
+        """Blurred field 2 fi, sharp field 2 fi + 1 and the corners of `slots` patch pairs."""
+        fb = self.blurred_source.field(rng_b, 2 * fi, need="blurred")
+        fs = self.sharp_source.field(rng_s, 2 * fi + 1, need="sharp")
         blurred = _pad_to(fb.blurred, self.patch)
         mask = None if fb.mask is None else _pad_to(fb.mask, self.patch)
-        want = bool(rng_b.random() < self.blur_bias) if mask is not None else None
-        yb, xb = _choose_window(rng_b, blurred, mask, self.patch, want)
         sharp = _pad_to(fs.sharp, self.patch)
+        win_b, win_s = _Windows(blurred, mask, self.patch), _Windows(sharp, None, self.patch)
         same_plane = fb.tag[:2] == fs.tag[:2] and fb.tag[0] != "synthetic"
-        avoid = None
-        if same_plane:                         # same image plane: keep the windows apart
-            avoid = (yb + fb.tag[2] - fs.tag[2], xb + fb.tag[3] - fs.tag[3])
-        ys, xs = _choose_window(rng_s, sharp, None, self.patch, None, avoid=avoid)
-        tag_b = fb.tag[:2] + (fb.tag[2] + yb, fb.tag[3] + xb)
-        tag_s = fs.tag[:2] + (fs.tag[2] + ys, fs.tag[3] + xs)
-        if same_plane and abs(tag_b[2] - tag_s[2]) < self.patch and abs(tag_b[3] - tag_s[3]) < self.patch:
-            raise ValueError(f"{fb.tag[0]}: unpaired training needs at least two images, or images at "
-                             f"least twice the patch size ({self.patch} px), so that blurred and sharp "
-                             f"patches never show the same place")
-        pb = blurred[yb:yb + self.patch, xb:xb + self.patch]
-        pm = None if mask is None else mask[yb:yb + self.patch, xb:xb + self.patch]
-        ps = sharp[ys:ys + self.patch, xs:xs + self.patch]
+        corners_b: list[tuple[int, int]] = []
+        corners_s: list[tuple[int, int]] = []
+        pairs = []
+        for _ in range(slots):
+            want = bool(rng_b.random() < self.blur_bias) if mask is not None else None
+            yb, xb = win_b.choose(rng_b, want, spread=corners_b, max_overlap=self.max_overlap)
+            avoid = None
+            if same_plane:                         # same image plane: keep the windows apart
+                avoid = (yb + fb.tag[2] - fs.tag[2], xb + fb.tag[3] - fs.tag[3])
+            ys, xs = win_s.choose(rng_s, None, avoid=avoid, spread=corners_s, max_overlap=self.max_overlap)
+            tag_b = fb.tag[:2] + (fb.tag[2] + yb, fb.tag[3] + xb)
+            tag_s = fs.tag[:2] + (fs.tag[2] + ys, fs.tag[3] + xs)
+            if same_plane and abs(tag_b[2] - tag_s[2]) < self.patch and abs(tag_b[3] - tag_s[3]) < self.patch:
+                raise ValueError(f"{fb.tag[0]}: unpaired training needs at least two images, or images at "
+                                 f"least twice the patch size ({self.patch} px), so that blurred and sharp "
+                                 f"patches never show the same place")
+            corners_b.append((yb, xb))
+            corners_s.append((ys, xs))
+            pairs.append((yb, xb, ys, xs, tag_b, tag_s))
+        return blurred, mask, sharp, pairs
+
+    def _draw(self, index: int):
+        k = self.patches_per_field
+        if k == 1:
+            rng_b = _rng(self.seed, self.split, 2 * index, stream=1)
+            rng_s = _rng(self.seed, self.split, 2 * index + 1, stream=2)
+            blurred, mask, sharp, pairs = self._plan(rng_b, rng_s, index, 1)
+            pair = pairs[0]
+        else:
+            f, j = divmod(int(index), k)
+            blurred, mask, sharp, pairs = self._cache.get(f, lambda: self._plan(
+                _rng(self.seed, self.split, 2 * f, stream=7), _rng(self.seed, self.split, 2 * f + 1, stream=8),
+                f, k))
+            pair, rng_s = pairs[j], _rng(self.seed, self.split, index, stream=6)
+        yb, xb, ys, xs, tag_b, tag_s = pair
+        p = self.patch
+        pb = blurred[yb:yb + p, xb:xb + p]
+        pm = None if mask is None else mask[yb:yb + p, xb:xb + p]
+        ps = sharp[ys:ys + p, xs:xs + p]
         return pb, pm, ps, rng_s, tag_b, tag_s
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -537,7 +739,8 @@ def _names(names: list[str]) -> str:
 def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, seed: int = 0,
                   val_fraction: float = 0.1, paired: bool = True, degradation: DefocusConfig | None = None,
                   field: int | None = None, train_length: int | None = None, val_length: int | None = None,
-                  kinds: dict[str, float] | list[str] | None = None) -> tuple[Dataset, Dataset]:
+                  kinds: dict[str, float] | list[str] | None = None, patches_per_field: int | None = None,
+                  cache_fields: int = 8) -> tuple[Dataset, Dataset]:
     """Training and validation datasets for every trainer.
 
     Parameters
@@ -562,20 +765,33 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         Items per epoch (default: synthetic 10000 / 64; folders 64 per image, at least 512 / 32).
     kinds
         Specimen kinds and weights for synthetic data (default `training.synth.DEFAULT_WEIGHTS`).
+    patches_per_field
+        Training patches cut from each simulated field (synthetic data and sharp folders; default
+        `PATCHES_PER_FIELD`): item i is patch i % K of field i // K. Simulating a field is most of
+        the cost of an item, so K > 1 makes items ~K times cheaper *when the K items of a field
+        are fetched close together* (`dataset.epoch_order`); in a plain random order it saves
+        nothing. Validation keeps one field per item (its items do not change), and folders of
+        real blurred images (nothing simulated) use 1 unless given.
+    cache_fields
+        Fields each process keeps (LRU) to cut the next patches from.
     """
     cfg = degradation or DefocusConfig()
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     common = dict(patch=patch, seed=seed)
+    k_sim = PATCHES_PER_FIELD if patches_per_field is None else int(patches_per_field)
+    k_real = 1 if patches_per_field is None else int(patches_per_field)
+    sim_tr = dict(common, patches_per_field=k_sim, cache_fields=cache_fields)
+    real_tr = dict(common, patches_per_field=k_real, cache_fields=cache_fields)
     if str(data).lower() == "synthetic":
         if blurred is not None:
             raise ValueError("--blurred cannot be combined with synthetic data")
         src = SyntheticSource(cfg, field or max(256, 2 * patch), kinds)
         n_train, n_val = train_length or 10_000, val_length or 64
         if paired:
-            return (PatchDataset(src, n_train, split=TRAIN, **common),
+            return (PatchDataset(src, n_train, split=TRAIN, **sim_tr),
                     PatchDataset(src, n_val, split=VAL, **common))
-        return (UnpairedDataset(src, src, n_train, split=TRAIN, **common),
+        return (UnpairedDataset(src, src, n_train, split=TRAIN, **sim_tr),
                 UnpairedDataset(src, src, n_val, split=VAL, **common))
 
     fsize = field or max(384, 2 * patch)
@@ -587,9 +803,9 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         n_train = train_length or max(512, 64 * len(tr))
         n_val = val_length or max(32, 8 * len(va))
         if paired:
-            return (PatchDataset(src_tr, n_train, split=TRAIN, **common),
+            return (PatchDataset(src_tr, n_train, split=TRAIN, **sim_tr),
                     PatchDataset(src_va, n_val, split=VAL, **common))
-        return (UnpairedDataset(src_tr, src_tr, n_train, split=TRAIN, **common),
+        return (UnpairedDataset(src_tr, src_tr, n_train, split=TRAIN, **sim_tr),
                 UnpairedDataset(src_va, src_va, n_val, split=VAL, **common))
 
     if paired:
@@ -600,7 +816,7 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         src_va = PairedFolderSource([(b, by_blurred[b]) for b in va], fsize, rva)
         n_train = train_length or max(512, 64 * len(tr))
         n_val = val_length or max(32, 8 * len(va))
-        return (PatchDataset(src_tr, n_train, split=TRAIN, **common),
+        return (PatchDataset(src_tr, n_train, split=TRAIN, **real_tr),
                 PatchDataset(src_va, n_val, split=VAL, **common))
 
     sharp_files, blurred_files = list_images(data), list_images(blurred)
@@ -609,7 +825,7 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
     n_train = train_length or max(512, 64 * max(len(b_tr), len(s_tr)))
     n_val = val_length or max(32, 8 * max(len(b_va), len(s_va)))
     return (UnpairedDataset(ImageFolderSource(b_tr, "blurred", fsize, b_rtr),
-                            ImageFolderSource(s_tr, "sharp", fsize, s_rtr), n_train, split=TRAIN, **common),
+                            ImageFolderSource(s_tr, "sharp", fsize, s_rtr), n_train, split=TRAIN, **real_tr),
             UnpairedDataset(ImageFolderSource(b_va, "blurred", fsize, b_rva),
                             ImageFolderSource(s_va, "sharp", fsize, s_rva), n_val, split=VAL, **common))
 
@@ -620,13 +836,34 @@ def _worker_init(_: int) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+class _FieldOrderSampler(Sampler[int]):
+    """Every epoch a fresh `epoch_order` of a dataset cut K patches per field (fields' patches
+    in nearby batches, so each worker makes a field once)."""
+
+    LANES = 2       # fixed, so the order does not depend on the worker count (1 or 2: a field once)
+
+    def __init__(self, dataset: _Grouped, generator: torch.Generator, batch_size: int) -> None:
+        self.ds, self.g, self.bs = dataset, generator, int(batch_size)
+        dataset._reserve(self.bs, None, self.LANES)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __iter__(self):
+        yield from self.ds.epoch_order(self.g, batch_size=self.bs, lanes=self.LANES).tolist()
+
+
 def make_loader(dataset: Dataset, batch_size: int = 16, *, workers: int = 0, shuffle: bool = True,
                 seed: int = 0, drop_last: bool = True) -> DataLoader:
     """DataLoader with seeded shuffling and single-threaded workers (items are reproducible
-    whatever the worker count, since each depends only on its index)."""
+    whatever the worker count, since each depends only on its index). Datasets that cut several
+    patches per field are shuffled field-aware (`field_order`), so each field is made once."""
     g = torch.Generator()
     g.manual_seed(int(seed))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=int(workers),
+    sampler = None
+    if shuffle and getattr(dataset, "patches_per_field", 1) > 1:
+        sampler, shuffle = _FieldOrderSampler(dataset, g, batch_size), False
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=int(workers),
                       worker_init_fn=_worker_init if workers > 0 else None, generator=g,
                       drop_last=drop_last and len(dataset) >= batch_size,
                       persistent_workers=workers > 0, pin_memory=False)
