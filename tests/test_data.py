@@ -191,3 +191,106 @@ def test_loader_batches_are_independent_of_worker_count():
     assert b0["blurred"].shape == (4, 1, 32, 32)
     for k in b0:
         assert torch.equal(b0[k], b2[k])
+
+
+# ------------------------------------------------------------------ several patches per field
+
+def test_validation_keeps_one_field_per_item_and_training_cuts_several():
+    train, val = D.make_datasets("synthetic", seed=3, train_length=8, val_length=4, **SMALL)
+    assert train.patches_per_field == D.PATCHES_PER_FIELD > 1 and val.patches_per_field == 1
+    one, val1 = D.make_datasets("synthetic", seed=3, train_length=8, val_length=4, patches_per_field=1, **SMALL)
+    assert one.patches_per_field == 1
+    for i in range(4):                       # the validation items do not depend on K
+        assert all(torch.equal(val[i][k], val1[i][k]) for k in val[i])
+
+
+def test_items_cut_from_one_field_are_reproducible_in_any_order():
+    kw = dict(seed=5, val_length=2, patches_per_field=4, **SMALL)
+    train, _ = D.make_datasets("synthetic", train_length=12, **kw)
+    forward = [train[i] for i in range(12)]
+    assert train._cache.misses == 3 and train._cache.hits == 9     # one field per 4 items
+    # a fresh dataset fetched backwards with a one-field cache, a longer one and a pickled copy
+    # (what a DataLoader worker gets) give the same items
+    import pickle
+
+    back, _ = D.make_datasets("synthetic", train_length=12, cache_fields=1, **kw)
+    longer, _ = D.make_datasets("synthetic", train_length=40, **kw)
+    copy = pickle.loads(pickle.dumps(train))
+    assert len(copy._cache._items) == 0
+    for i in reversed(range(12)):
+        for other in (back, longer, copy):
+            item = other[i]
+            assert all(torch.equal(item[k], forward[i][k]) for k in item)
+    other_seed, _ = D.make_datasets("synthetic", train_length=12, **dict(kw, seed=6))
+    assert not torch.equal(other_seed[0]["blurred"], forward[0]["blurred"])
+
+
+def test_patches_of_one_field_are_different_windows_of_it():
+    src = D.SyntheticSource(DefocusConfig(), field=128)
+    ds = D.PatchDataset(src, 40, patch=48, seed=1, augment=False, patches_per_field=4)
+    overlaps, cover = [], []
+    for f in range(10):
+        items = [ds[4 * f + j] for j in range(4)]
+        blurred, sharp, mask, corners = ds._cache.get(f, None)      # the field they came from
+        for (y, x), item in zip(corners, items):
+            assert torch.equal(item["sharp"][0], torch.from_numpy(sharp[y:y + 48, x:x + 48]))
+            assert torch.equal(item["blurred"][0], torch.from_numpy(blurred[y:y + 48, x:x + 48]))
+            cover.append(float(item["mask"].mean()))
+        assert len(set(corners)) == 4
+        for a in range(4):
+            for b in range(a):
+                assert not torch.equal(items[a]["sharp"], items[b]["sharp"])
+                overlaps.append(D._overlap(np.array([corners[a][0]]), np.array([corners[a][1]]),
+                                           [corners[b]], 48)[0, 0])
+    assert np.mean(np.array(overlaps) <= 0.25 + 1e-9) > 0.6       # mostly little shared area
+    cover = np.array(cover)
+    assert (cover >= 0.25).mean() >= 0.7 and (cover < 0.5).any()  # still blur-biased
+
+
+def test_unpaired_items_cut_from_shared_fields_never_align():
+    train, _ = D.make_datasets("synthetic", seed=0, paired=False, train_length=8, val_length=2,
+                               patches_per_field=4, **SMALL)
+    fields_b, fields_s = set(), set()
+    for i in range(8):
+        item = train[i]
+        check_item(item, 48)
+        tb, ts = train.sources(i)
+        assert tb[:2] != ts[:2]
+        fields_b.add(tb[:2])
+        fields_s.add(ts[:2])
+    assert len(fields_b) == len(fields_s) == 2 and not fields_b & fields_s
+    assert train._cache.misses == 2
+
+
+def test_field_order_keeps_fields_together_on_one_lane():
+    g = lambda: torch.Generator().manual_seed(7)
+    assert torch.equal(D.field_order(50, 1, g()), torch.randperm(50, generator=g()))
+    for n, k, bs, m, lanes in [(64, 4, 4, None, 2), (64, 4, 4, 1, 1), (64, 4, 4, 2, 2), (45, 3, 5, None, 1),
+                               (62, 4, 4, None, 2)]:
+        order = D.field_order(n, k, g(), batch_size=bs, fields_per_batch=m, lanes=lanes)
+        assert sorted(order.tolist()) == list(range(n))
+        batches = (order // k).split(bs)
+        where: dict[int, set] = {}
+        for b, fields in enumerate(batches):
+            if n % (k * (m or bs) * lanes) == 0:            # no ragged tail: exact layout
+                assert len(set(fields.tolist())) == (m or bs)
+            for f in fields.tolist():
+                where.setdefault(f, set()).add(b)
+        # every field's batches are on one lane (b mod lanes), within lanes * k batches
+        together = [len({b % lanes for b in bs_}) == 1 and max(bs_) - min(bs_) < lanes * k
+                    for bs_ in where.values()]
+        assert all(together) if n % (k * (m or bs) * lanes) == 0 else np.mean(together) > 0.5
+    train, _ = D.make_datasets("synthetic", seed=2, train_length=64, val_length=2, **SMALL)
+    order = train.epoch_order(g(), batch_size=4, lanes=2)
+    assert sorted(order.tolist()) == list(range(64)) and train._cache.size >= 8
+
+
+def test_field_aware_loader_makes_each_field_once_whatever_the_workers():
+    train, _ = D.make_datasets("synthetic", seed=2, train_length=32, val_length=2, patch=32, field=64)
+    b0 = list(D.make_loader(train, batch_size=4, workers=0, seed=1))
+    assert train._cache.misses == 8 and train._cache.hits == 24
+    b2 = list(D.make_loader(train, batch_size=4, workers=2, seed=1))
+    assert len(b0) == len(b2) == 8
+    for x, y in zip(b0, b2):
+        for k in x:
+            assert torch.equal(x[k], y[k])

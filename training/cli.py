@@ -296,7 +296,8 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
     def build(paired_: bool):
         return make_datasets(d["source"], blurred, patch=int(t["patch"]), seed=int(t["seed"]),
                              val_fraction=float(d.get("val_fraction", 0.1)), paired=paired_,
-                             degradation=degradation, field=int(d.get("field", 0)) or None)
+                             degradation=degradation, field=int(d.get("field", 0)) or None,
+                             patches_per_field=int(d.get("patches_per_field", 1)))
 
     try:
         train_ds, val_ds = build(paired)

@@ -85,8 +85,16 @@ def _seed_all(s: int) -> None:
     np.random.seed(s & 0xFFFFFFFF)
 
 
-def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
+def _epoch_perm(ds: Dataset, n: int, seed: int, epoch: int, batch_size: int = 1,
+                lanes: int = 1) -> torch.Tensor:
+    """The item order of one epoch: a plain shuffle, or the dataset's own `epoch_order`, which
+    keeps the patches cut from one simulated field close together so a worker makes the field
+    once (training/data.py). Depends on (seed, epoch, batch size, lanes) only, never on the
+    worker count, so --resume stays exact."""
     g = torch.Generator().manual_seed(step_seed(seed, 0x5EED, epoch))
+    order = getattr(ds, "epoch_order", None)
+    if order is not None:
+        return order(g, batch_size=batch_size, lanes=lanes)
     return torch.randperm(n, generator=g)
 
 
@@ -104,8 +112,9 @@ class _Positions(Dataset):
     not on which worker or which run fetched it.
     """
 
-    def __init__(self, ds: Dataset, seed: int) -> None:
+    def __init__(self, ds: Dataset, seed: int, batch_size: int = 1, lanes: int = 1) -> None:
         self.ds, self.seed, self.n = ds, int(seed), len(ds)  # type: ignore[arg-type]
+        self.batch_size, self.lanes = int(batch_size), int(lanes)
         self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
         if self.n == 0:
             raise ValueError("the training set is empty")
@@ -116,7 +125,8 @@ class _Positions(Dataset):
     def __getitem__(self, pos: int) -> dict[str, torch.Tensor]:
         epoch, i = divmod(int(pos), self.n)
         if epoch != self._perm_epoch:
-            self._perm, self._perm_epoch = _epoch_perm(self.n, self.seed, epoch), epoch
+            self._perm = _epoch_perm(self.ds, self.n, self.seed, epoch, self.batch_size, self.lanes)
+            self._perm_epoch = epoch
         with _forked_rng():
             _seed_all(step_seed(self.seed, 0xDA7A, pos))
             return self.ds[int(self._perm[i])]
@@ -444,7 +454,9 @@ class Trainer:
     def _loader(self, start: int) -> DataLoader:
         nw = int(self.t["num_workers"])
         return DataLoader(
-            _Positions(self.train_ds, int(self.t["seed"])),
+            # lanes = 2 x world size: fields stay with one worker for 0-2 workers per process
+            _Positions(self.train_ds, int(self.t["seed"]), int(self.t["batch_size"]),
+                       lanes=2 * self.dist.world_size),
             batch_sampler=_StepBatches(start, self.total, int(self.t["batch_size"]), self.dist),
             num_workers=nw, collate_fn=_collate, pin_memory=self.device.type == "cuda",
             worker_init_fn=_worker_init if nw > 0 else None,
