@@ -3,29 +3,39 @@
 The measure is the share of a window's structure energy that sits at fine scales. The plane is
 reduced to a pyramid of 2 x 2 means; at each level the band-pass detail (a 5-point Laplacian)
 is squared and averaged over the window, the energy the image's own noise puts into that band
-is subtracted (noise level estimated once per plane, robustly), and
+is subtracted, and
 
     focus = E(2-4 px) / (E(2-4 px) + E(8-16 px))
 
 Defocus of a few pixels wipes out the 2-4 px band while the 8-16 px structure survives, so
 blurred areas score about 0 and in-focus ones clearly more (typically 0.1-0.9 depending on the
 texture). Being a ratio, it does not depend on brightness: a dim but sharp cell scores like a
-bright one. The 1-2 px band is not used because in microscopy it mostly holds noise. If an image
-has almost no 2-4 px detail anywhere (oversampled data) the bands move one octave coarser.
+bright one. The 1-2 px band is not used because in microscopy it mostly holds noise.
+
+Noise is modelled per plane as a function of intensity, var = a + b * I (camera noise is
+Poisson-Gaussian: a bright nucleus can be 10-30 x noisier than the background), so each window
+gets the noise energy its own brightness implies. A single noise level for the whole plane
+leaves the noise of bright blurred areas in their fine band, and they look sharp.
+
+If an image has almost no 2-4 px detail anywhere (oversampled data), or the 2-4 px detail of
+its sharp parts is lost in the noise, the bands move one octave coarser (4-8 px vs 16-32 px).
 
 Windows whose structure is not clearly above the noise, or negligible next to the image's own
 structure (empty background, flat areas), cannot be judged: they get the label `NO_CONTENT` (-1)
-instead of a focus value and are never called blurred.
+instead of a focus value and are never called blurred. The focus values are smoothed a little
+(in the log domain, over the windows with content) so that texture does not make them jumpy.
 
 Everything is computed on a coarse grid (one value every `step` px, windows of `window` px)
-and upsampled, so an 8192 x 8192 plane takes about a second.
+and upsampled, so an 8192 x 8192 plane takes about a second or two.
+
+`blurred_regions` turns the map into ROIs; its automatic threshold looks for two clearly
+separated populations of log focus (sharp and blurred) in the same image, see there.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -36,18 +46,31 @@ from core.roi import Polygon, Roi, RoiSet
 __all__ = ["NO_CONTENT", "focus_map", "focus_grid", "FocusGrid", "blurred_regions", "auto_rois"]
 
 NO_CONTENT = -1.0          # focus value of windows with no structure to judge
-_REF_PERCENTILE = 75       # automatic thresholds are fractions of this percentile of focus ...
-_SEED_FRACTION = 0.05      # ... a region needs windows below this fraction (clearly blurred)
-_GROW_FRACTION = 0.2       # ... and extends over windows below this one
 _FINE = 1                  # pyramid level (2**k px per px) of the fine detail band (2-4 px) ...
 _COARSE = 3                # ... and of the coarse structure band (8-16 px) defocus keeps longest
+_REF_PERCENTILE = 75       # "the sharp parts": this percentile over the windows with content
 _MIN_FINE_SHARE = 0.05     # below this typical fine share, use the next octave (oversampled data)
+_MIN_FINE_SNR = 4.0        # ... or when the typical fine signal is below 4 sampling spreads
 _LAPLACE_GAIN = 20.0       # white noise of variance s2 gives a 5-point Laplacian variance 20*s2
 _CONTENT_Z = 4.0           # structure must exceed the noise by this many standard errors ...
 _NOISE_UNCERTAINTY = 0.3   # ... plus this share of the noise energy (the noise level is estimated)
 _CONTENT_REL = 0.008       # ... and 0.8 % of the 90th percentile of structure in the image
-_GROW_SCALE = 1.2          # blurred windows are grown by this times half the footprint
-                           # (calibrated on textures with a blurred disk: balances over/under)
+_NOISE_BINS = 16           # intensity bins of the noise model ...
+_NOISE_QUANTILE = 0.25     # ... fitted through their lower part (structure only adds to a bin)
+_NOISE_SAMPLES = 1 << 20   # at most this many pixels are binned
+_SMOOTH = 0.5              # focus is smoothed with a Gaussian of sigma = this * window (px)
+_LOG_FLOOR = 1e-3          # focus values below this count as this in the log domain
+_MIN_SEPARATION = 3.0      # automatic threshold: the blurred class's median focus is at least
+                           # 3 x lower than the sharp class's ...
+_MIN_ASHMAN_D = 2.5        # ... and the classes are well apart (Ashman's D of log focus)
+_MIN_CLASS_CELLS = 4       # ... and each class has a few windows
+_SEED_POSITION = 0.5       # seeds: below the point half way from the blurred median to the split
+_SIGNIFICANCE_Z = 3.0      # a seed's missing fine detail must exceed 3 x its sampling spread
+_SIGNIFICANCE_SMOOTH = 1.0 # ... with band energies pooled over sigma = this * window (px)
+_MIN_SEED_AREA = 1.0       # a region needs seeds covering (this * window)**2 px
+_GROW_SCALE = 0.9          # blurred windows are grown by this times half the footprint
+                           # (calibrated on simulated defocus bands: the region ends about
+                           # where the defocus is half its maximum)
 
 
 @dataclass
@@ -60,6 +83,11 @@ class FocusGrid:
     shape: tuple[int, int]   # (H, W) of the plane
     levels: tuple[int, int] = (1, 3)   # pyramid levels of the fine and coarse bands used
     footprint: int = 56      # side (px) of the area each value depends on
+    # noise-corrected band energies behind `focus` (before smoothing) and the sampling spread
+    # of the fine one; the automatic threshold tests its seeds with them
+    fine: np.ndarray | None = None
+    coarse: np.ndarray | None = None
+    fine_spread: np.ndarray | None = None
 
 
 def _half(x: np.ndarray) -> np.ndarray:
@@ -122,11 +150,15 @@ def _window_means(e: np.ndarray, scale: int, centres_y: np.ndarray, centres_x: n
     return total / count
 
 
-def _noise_sigma(plane: np.ndarray, scale: float) -> float:
-    """Robust noise level from the finest detail (Immerkaer's mask, median of |response|).
+def _noise_model(plane: np.ndarray, lo: float, scale: float) -> tuple[float, float, float]:
+    """Noise variance as a function of intensity, var = a + b * I, in the normalised units.
 
-    Edges are sparse, so the median is set by the noise. Large planes are sampled with up
-    to 8 x 8 tiles of 256 px spread over the field. Returned in the normalised units.
+    Pixels are binned by their local (3 x 3) mean; in each bin the noise level is the median
+    of |Immerkaer's mask response| (edges are sparse, so the median is set by the noise). A
+    line is fitted through the bins by least asymmetric deviation at a low quantile (texture
+    and edges only ever raise a bin's estimate, so the line follows the quieter bins). Large
+    planes are sampled with up to 8 x 8 tiles of 256 px spread over the field. Returns
+    (a, b, floor): the variance is never taken below `floor` (half the quietest bin's).
     """
     k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     h, w = plane.shape
@@ -137,13 +169,51 @@ def _noise_sigma(plane: np.ndarray, scale: float) -> float:
         ys = np.linspace(0, max(h - tile, 0), min(8, max(1, h // tile))).astype(int)
         xs = np.linspace(0, max(w - tile, 0), min(8, max(1, w // tile))).astype(int)
         tiles = [plane[y:y + tile, c:c + tile] for y in ys for c in xs]
-    resp = [np.abs(ndimage.convolve(t.astype(np.float32), k, mode="reflect")[1:-1, 1:-1]).ravel()
-            for t in tiles]
-    r = np.concatenate(resp)
-    if r.size == 0:
-        return 0.0
+    resp, level = [], []
+    for t in tiles:
+        if min(t.shape) < 3:
+            continue
+        t = (t.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / scale)
+        resp.append(np.abs(ndimage.convolve(t, k, mode="reflect")[1:-1, 1:-1]).ravel())
+        level.append(ndimage.uniform_filter(t, 3, mode="reflect")[1:-1, 1:-1].ravel())
+    if not resp:
+        return 0.0, 0.0, 0.0
+    r, m = np.concatenate(resp), np.concatenate(level)
+    stride = max(1, r.size // _NOISE_SAMPLES)
+    r, m = r[::stride], m[::stride]
     # |N(0, 6 sigma)| has median 0.6745 * 6 sigma
-    return float(np.median(r)) / (0.6745 * 6.0) / scale
+    to_var = 1.0 / (0.6745 * 6.0) ** 2
+    edges = np.unique(np.quantile(m, np.linspace(0.0, 1.0, _NOISE_BINS + 1)))
+    if len(edges) < 2:
+        s2 = float(np.median(r)) ** 2 * to_var
+        return s2, 0.0, 0.5 * s2
+    idx = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)
+    order = np.argsort(idx, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=len(edges) - 1))])
+    ms, vs = [], []
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if b1 - b0 >= 64:
+            sel = order[b0:b1]
+            ms.append(float(np.median(m[sel])))
+            vs.append(float(np.median(r[sel])) ** 2 * to_var)
+    if not vs:
+        s2 = float(np.median(r)) ** 2 * to_var
+        return s2, 0.0, 0.5 * s2
+    mv, vv = np.array(ms), np.array(vs)
+    floor = 0.5 * float(vv.min())
+    if len(vv) < 3 or vv.max() <= 0:
+        return float(np.median(vv)), 0.0, floor
+    # candidate lines: flat through each bin, and through every pair of bins (slope >= 0);
+    # keep the one with the least pinball loss of the relative residuals
+    i, j = np.triu_indices(len(vv), 1)
+    ok = mv[j] - mv[i] > 1e-12
+    slopes = np.maximum((vv[j] - vv[i])[ok] / (mv[j] - mv[i])[ok], 0.0)
+    bs = np.concatenate([np.zeros(len(vv)), slopes])
+    as_ = np.concatenate([vv, vv[i][ok] - slopes * mv[i][ok]])
+    res = (vv[None, :] - (as_[:, None] + bs[:, None] * mv[None, :])) / np.maximum(vv, 1e-30)[None, :]
+    loss = np.where(res >= 0, _NOISE_QUANTILE * res, (_NOISE_QUANTILE - 1.0) * res).sum(axis=1)
+    best = int(np.argmin(loss))
+    return float(as_[best]), float(bs[best]), floor
 
 
 def focus_grid(plane: np.ndarray, *, window: int = 32, step: int | None = None) -> FocusGrid:
@@ -172,7 +242,7 @@ def focus_grid(plane: np.ndarray, *, window: int = 32, step: int | None = None) 
     gh, gw = math.ceil(h / step), math.ceil(w / step)
     cy = np.minimum((np.arange(gh) + 0.5) * step, h - 0.5)
     cx = np.minimum((np.arange(gw) + 0.5) * step, w - 0.5)
-    sigma = _noise_sigma(x, scale)
+    noise_a, noise_b, noise_floor = _noise_model(x, lo, scale)
     # pyramid of 2 x 2 means, normalised once at level 1 (a quarter of the pixels)
     first = _half(x) if min(h, w) >= 2 else x.astype(np.float32)
     first -= np.float32(lo)
@@ -181,56 +251,81 @@ def focus_grid(plane: np.ndarray, *, window: int = 32, step: int | None = None) 
     for k in range(2, _COARSE + 2):
         prev = pyramid[k - 1]
         pyramid[k] = _half(prev) if min(prev.shape) >= 2 else prev
-    energies: dict[tuple[int, float], np.ndarray] = {}
+    cache: dict[tuple[int, float], np.ndarray] = {}
 
     def energy(k: int, win: float) -> np.ndarray:
-        key = (k, win)
-        if key not in energies:
-            energies[key] = _window_means(_laplace_energy(pyramid[k]), 2**k, cy, cx, win)
-        return energies[key]
+        """Mean squared band-pass detail of level k over each window."""
+        if (k, win) not in cache:
+            cache[k, win] = _window_means(_laplace_energy(pyramid[k]), 2**k, cy, cx, win)
+        return cache[k, win]
 
-    focus, content = _measure(energy, (h, w), sigma, _FINE, _COARSE, window)
-    levels = (_FINE, _COARSE)
-    if content.any() and float(np.percentile(focus[content], _REF_PERCENTILE)) < _MIN_FINE_SHARE:
-        # hardly any 2-4 px detail anywhere: an oversampled (or wholly soft) image; judge one
-        # octave coarser so the sharp parts still stand out from the blurred ones
-        levels = (_FINE + 1, _COARSE + 1)
-        focus, content = _measure(energy, (h, w), sigma, levels[0], levels[1], window)
-    return FocusGrid(focus=focus, content=content, step=step, shape=(h, w), levels=levels,
-                     footprint=_footprint(window, levels[1]))
+    def noise_var(win: float) -> np.ndarray:
+        """Pixel noise variance over each window: the model is linear in intensity, so the
+        window's mean intensity gives its mean noise variance."""
+        if (-1, win) not in cache:
+            mean = _window_means(pyramid[1][1:-1, 1:-1], 2, cy, cx, win)
+            cache[-1, win] = np.maximum(noise_a + noise_b * mean, noise_floor)
+        return cache[-1, win]
+
+    m = _measure(energy, noise_var, (h, w), _FINE, _COARSE, window)
+    content = m["content"]
+    if content.any() and (
+            float(np.percentile(m["focus"][content], _REF_PERCENTILE)) < _MIN_FINE_SHARE
+            or float(np.percentile(m["snr"][content], _REF_PERCENTILE)) < _MIN_FINE_SNR):
+        # hardly any 2-4 px detail anywhere (an oversampled or wholly soft image), or the
+        # sharp parts' 2-4 px detail is lost in the noise: judge one octave coarser so the
+        # sharp parts still stand out from the blurred ones
+        m = _measure(energy, noise_var, (h, w), _FINE + 1, _COARSE + 1, window)
+    focus, content = m["focus"], m["content"]
+    if content.any() and _SMOOTH > 0:
+        focus = _smooth_log(focus, content, _SMOOTH * window / step)
+    return FocusGrid(focus=focus, content=content, step=step, shape=(h, w), levels=m["levels"],
+                     footprint=_footprint(window, m["levels"][1]), fine=m["fine"],
+                     coarse=m["coarse"], fine_spread=m["fine_spread"])
 
 
-def _measure(energy: Callable[[int, float], np.ndarray], shape: tuple[int, int], sigma: float,
-             fine_level: int, coarse_level: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+def _smooth_log(focus: np.ndarray, content: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian mean of log focus over the windows with content (normalised convolution);
+    windows without content stay NO_CONTENT."""
+    c = content.astype(np.float32)
+    logf = np.log(np.maximum(focus, _LOG_FLOOR)).astype(np.float32) * c
+    num = ndimage.gaussian_filter(logf, sigma, mode="nearest")
+    den = ndimage.gaussian_filter(c, sigma, mode="nearest")
+    out = np.exp(num / np.maximum(den, 1e-6))
+    return np.where(content, np.minimum(out, 1.0), NO_CONTENT).astype(np.float32)
+
+
+def _measure(energy, noise_var, shape: tuple[int, int], fine_level: int, coarse_level: int,
+             window: int) -> dict:
     """Noise-corrected fine share and content flags on the grid for one pair of levels."""
     h, w = shape
     # A Laplacian at level k reaches 1.5 * 2**k px beyond its window; widen the finer levels'
     # windows so every band sees the same footprint (else coarse bands see structure that the
     # fine bands do not, and the ratio is biased near edges).
     footprint = _footprint(window, coarse_level)
-    signal: dict[int, np.ndarray] = {}
-    noise: dict[int, float] = {}
-    spread: dict[int, float] = {}
+    var = noise_var(footprint)
+    signal, noise, spread = {}, {}, {}
     for k in (fine_level, fine_level + 1, coarse_level):
         win = footprint - 3 * 2**k
-        e = energy(k, win)
-        noise[k] = _LAPLACE_GAIN * sigma**2 / 4**k
+        noise[k] = _LAPLACE_GAIN * var / 4**k
         n_samples = max(1.0, min(win, h) / 2**k) * max(1.0, min(win, w) / 2**k)
         spread[k] = noise[k] * math.sqrt(2.0 / n_samples)
-        signal[k] = np.maximum(e - noise[k], 0.0)
+        signal[k] = np.maximum(energy(k, win) - noise[k], 0.0)
     fine, coarse = signal[fine_level], signal[coarse_level]
     # content: structure at the scales defocus leaves clearly above the noise, and not
     # negligible next to the image's own structure (a faint shading is not content)
     mid = fine_level + 1
     judge = signal[mid] + coarse
-    noise_floor = (_CONTENT_Z * math.hypot(spread[mid], spread[coarse_level])
+    noise_floor = (_CONTENT_Z * np.hypot(spread[mid], spread[coarse_level])
                    + _NOISE_UNCERTAINTY * (noise[mid] + noise[coarse_level]))
     above_noise = judge > noise_floor
     rel_floor = _CONTENT_REL * float(np.percentile(judge[above_noise], 90)) if above_noise.any() else 0.0
     content = above_noise & (judge > max(rel_floor, 1e-12))
     focus = np.full(fine.shape, NO_CONTENT, dtype=np.float32)
     focus[content] = (fine[content] / np.maximum(fine[content] + coarse[content], 1e-30)).astype(np.float32)
-    return focus, content
+    return {"focus": focus, "content": content, "levels": (fine_level, coarse_level),
+            "fine": fine, "coarse": coarse, "fine_spread": spread[fine_level],
+            "snr": fine / np.maximum(spread[fine_level], 1e-30)}
 
 
 def _upsample(grid: FocusGrid) -> np.ndarray:
@@ -274,6 +369,17 @@ def focus_map(plane: np.ndarray, *, window: int = 32, step: int | None = None) -
     return _upsample(focus_grid(plane, window=window, step=step))
 
 
+def focus_map(plane: np.ndarray, *, window: int = 32, step: int | None = None) -> np.ndarray:
+    """Local sharpness, float32 of the plane's shape: 0 (blurred) .. 1 (sharp), -1 = no content.
+
+    Contrast-normalised (see the module docstring), so dim sharp areas are not called blurred,
+    and empty background gets `NO_CONTENT` rather than a low value. Computed on a grid of
+    `step` px (default window // 2) and upsampled bilinearly. These are the values an explicit
+    `threshold` of `blurred_regions` is compared with.
+    """
+    return _upsample(focus_grid(plane, window=window, step=step))
+
+
 def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_area: int = 1024,
                     window: int = 32) -> tuple[list[Roi], np.ndarray]:
     """Clearly blurred connected regions that contain structure, as polygon ROIs.
@@ -281,11 +387,15 @@ def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_ar
     Parameters
     ----------
     plane : 2-D array.
-    threshold : focus value (0..1) below which a window counts as blurred. None = automatic,
-        relative to the sharp part of the same image: with ``ref`` the 75th percentile of
-        focus over the windows with content, a region must contain windows below
-        0.05 * ref (clearly blurred) and extends over neighbouring windows below 0.2 * ref.
-        A uniformly sharp field (and a uniformly blurred one) therefore gives no region.
+    threshold : focus value (0..1, as `focus_map` shows it) below which a window counts as
+        blurred. None = automatic: the windows' log focus must fall into two clearly
+        separated populations (Otsu's split; the blurred class's median at least 3 x lower
+        than the sharp class's and Ashman's D >= 2.5), else nothing is returned. A region then
+        grows from seeds - windows well inside the blurred class (below the point half way
+        from its median to the split) whose missing fine detail, compared with what the sharp
+        class predicts from their coarse structure, is well beyond the noise - over the
+        windows below the split, and must hold seeds covering at least window**2 px. A
+        uniformly sharp field (and a uniformly blurred one) therefore gives no region.
     min_area : smallest region kept, in pixels (measured on the final ROI).
     window : window of the focus measure (px).
 
@@ -293,8 +403,8 @@ def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_ar
     -------
     rois : list of `core.roi.Polygon` in pixel coordinates (x = column, y = row). A window
         that overlaps a sharp area looks sharp, so the blurred windows are grown back by
-        half the measure's footprint to reach the true edge. Holes are not cut out.
-    mask : bool (H, W), True inside the returned ROIs.
+        about half the measure's footprint to reach the true edge. Holes are not cut out.
+    mask : bool (H, W), True inside the returned ROIs (rasterised as the engine does).
     """
     grid = focus_grid(plane, window=window)
     h, w = grid.shape
@@ -302,39 +412,47 @@ def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_ar
     mask = np.zeros((h, w), dtype=bool)
     if not grid.content.any():
         return [], mask
-    values = grid.focus[grid.content]
     if threshold is None:
-        ref = float(np.percentile(values, _REF_PERCENTILE))
-        low, high = _SEED_FRACTION * ref, _GROW_FRACTION * ref
+        auto = _auto_thresholds(grid)
+        if auto is None:
+            return [], mask
+        low, high, sharp_ratio = auto
     else:
         low = high = float(threshold)
     # hysteresis: a region is built from clearly blurred windows (< low) and extends over
     # windows that are merely soft (< high) only near them (about one footprint), so a soft
     # but sharp area (smooth shading) that touches a blurred one is not swallowed
     seeds = grid.content & (grid.focus < low)
-    soft = grid.content & (grid.focus < high)
+    if threshold is None and seeds.any():
+        seeds &= _significant(grid, sharp_ratio, window)
     if not seeds.any():
         return [], mask
+    soft = grid.content & (grid.focus < high)
     reach = max(1, math.ceil(grid.footprint / step))
+    # windows without content (a flat spot, empty background) near a blurred area join it:
+    # they cannot be judged, and restoring them does no harm
     blurred = ndimage.binary_dilation(seeds, structure=np.ones((3, 3), bool), iterations=reach,
-                                      mask=soft | seeds)
-    # a flat spot (no content) inside a blurred area does not split it
-    closed = ndimage.binary_closing(blurred, structure=np.ones((3, 3), bool), border_value=0)
-    blurred |= closed & ~grid.content
-    if not blurred.any():
-        return [], mask
+                                      mask=soft | seeds | ~grid.content)
+    labels, n = ndimage.label(blurred, structure=np.ones((3, 3), bool))
+    if threshold is None and n:
+        # a region needs a few seeds: a single clearly blurred window is more likely a smooth
+        # patch of a sharp specimen than a defocused area
+        min_seeds = math.ceil((_MIN_SEED_AREA * window) ** 2 / step**2)
+        keep = np.bincount(labels[seeds], minlength=n + 1) >= min_seeds
+        keep[0] = False
+        labels = np.where(keep[labels], labels, 0)
     # A window that reaches into a sharp area looks sharp (its fine detail dominates the
     # ratio), so blurred windows are those lying wholly inside the blurred area: their centres
     # stop about half a footprint short of its edge. Grow each region back by that much (each
     # on its own: grown regions may overlap, they are not merged).
     grow = _GROW_SCALE * grid.footprint / 2.0 / step                 # in grid cells
     margin = int(math.ceil(grow)) + 2
-    labels, n = ndimage.label(blurred, structure=np.ones((3, 3), bool))
-    from skimage.draw import polygon as draw_polygon
     from skimage.measure import find_contours
 
     rois: list[Roi] = []
     for lab, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
         r0, c0 = box[0].start - margin, box[1].start - margin
         crop = labels[max(r0, 0):box[0].stop + margin, max(c0, 0):box[1].stop + margin] == lab
         # pad so that the crop starts at (r0, c0) even at the grid border (outside = not blurred)
@@ -347,13 +465,105 @@ def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_ar
         outer = max(contours, key=_polygon_area)
         ys = np.clip((outer[:, 0] - 1 + r0 + 0.5) * step, 0, h)
         xs = np.clip((outer[:, 1] - 1 + c0 + 0.5) * step, 0, w)
-        rr, cc = draw_polygon(ys - 0.5, xs - 0.5, shape=(h, w))
-        if len(rr) < min_area:
+        keep_pts = _simplify(np.stack([xs, ys], axis=1), tolerance=0.25 * step)
+        points = [(round(float(x), 2), round(float(y), 2)) for x, y in keep_pts]
+        # rasterise the simplified polygon with core.roi's rule: the mask is exactly what the
+        # engine will use
+        pts = np.asarray(points)
+        pr, pc, inside = _fill_polygon(pts[:, 1] - 0.5, pts[:, 0] - 0.5, (h, w))
+        if int(inside.sum()) < min_area:
             continue
-        keep = _simplify(np.stack([xs, ys], axis=1), tolerance=0.25 * step)
-        rois.append(Polygon([(round(float(x), 2), round(float(y), 2)) for x, y in keep]))
-        mask[rr, cc] = True
+        rois.append(Polygon(points))
+        mask[pr:pr + inside.shape[0], pc:pc + inside.shape[1]] |= inside
     return rois, mask
+
+
+def _fill_polygon(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+                  ) -> tuple[int, int, np.ndarray]:
+    """The pixels skimage.draw.polygon(rows, cols, shape) returns (even-odd rule, pixel
+    (r, c) at integer coordinates), by scanlines: (r0, c0, inside) with `inside` the bool
+    image of the clipped bounding box starting at row r0, column c0. Same pixels, but the
+    cost grows with the polygon's height and vertices, not its area times its vertices."""
+    h, w = shape
+    ra, ca = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    r0, r1 = max(0, int(np.ceil(ra.min()))), min(h - 1, int(np.floor(ra.max())))
+    c0, c1 = max(0, int(np.ceil(ca.min()))), min(w - 1, int(np.floor(ca.max())))
+    if r1 < r0 or c1 < c0:
+        return 0, 0, np.zeros((0, 0), bool)
+    rb, cb = np.roll(ra, -1), np.roll(ca, -1)
+    lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+    edge = hi > lo                                   # horizontal edges cross no scanline
+    ra, ca, rb, cb, lo, hi = ra[edge], ca[edge], rb[edge], cb[edge], lo[edge], hi[edge]
+    # each edge crosses the scanlines y with lo <= y < hi (a shared vertex counts once)
+    first = np.maximum(np.ceil(lo).astype(np.int64), r0)
+    last = np.minimum(np.ceil(hi).astype(np.int64) - 1, r1)
+    count = np.maximum(last - first + 1, 0)
+    inside = np.zeros((r1 - r0 + 1, c1 - c0 + 1), bool)
+    if count.sum() == 0:
+        return r0, c0, inside
+    e = np.repeat(np.arange(len(count)), count)
+    y = first[e] + (np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count))
+    x = ca[e] + (y - ra[e]) * (cb[e] - ca[e]) / (rb[e] - ra[e])
+    order = np.lexsort((x, y))
+    y, x = y[order], x[order]
+    # crossings come in pairs on each scanline: fill between them
+    ys, xa, xb = y[0::2], x[0::2], x[1::2]
+    ca_ = np.maximum(np.ceil(xa).astype(np.int64), c0)
+    cb_ = np.minimum(np.floor(xb).astype(np.int64), c1)
+    span = cb_ >= ca_
+    ys, ca_, cb_ = ys[span] - r0, ca_[span] - c0, cb_[span] - c0
+    diff = np.zeros((inside.shape[0], inside.shape[1] + 1), np.int32)
+    np.add.at(diff, (ys, ca_), 1)
+    np.add.at(diff, (ys, cb_ + 1), -1)
+    np.greater(np.cumsum(diff[:, :-1], axis=1), 0, out=inside)
+    return r0, c0, inside
+
+
+def _otsu(v: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of the values `v` (the split maximising the between-class variance)."""
+    hist, edges = np.histogram(v, bins)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist).astype(np.float64)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1.0)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1.0)
+    return float(edges[int(np.argmax(w0 * w1 * (mu0 - mu1) ** 2)) + 1])
+
+
+def _auto_thresholds(grid: FocusGrid) -> tuple[float, float, float] | None:
+    """(seed threshold, grow threshold, fine/coarse ratio of the sharp class), or None when
+    the log focus of the windows does not split into a sharp and a clearly blurred class."""
+    v = np.log(np.maximum(grid.focus[grid.content], _LOG_FLOOR))
+    if v.size < 2 * _MIN_CLASS_CELLS or float(np.ptp(v)) <= 0:
+        return None
+    split = _otsu(v)
+    blurred, sharp = v[v <= split], v[v > split]
+    if blurred.size < _MIN_CLASS_CELLS or sharp.size < _MIN_CLASS_CELLS:
+        return None
+    mb, ms = float(np.median(blurred)), float(np.median(sharp))
+    ashman_d = math.sqrt(2.0) * (ms - mb) / math.sqrt(float(blurred.var() + sharp.var()) + 1e-12)
+    if ms - mb < math.log(_MIN_SEPARATION) or ashman_d < _MIN_ASHMAN_D:
+        return None
+    sharp_cells = grid.content & (grid.focus > math.exp(split))
+    ratio = grid.fine[sharp_cells] / np.maximum(grid.coarse[sharp_cells], 1e-30)
+    return math.exp(mb + _SEED_POSITION * (split - mb)), math.exp(split), float(np.median(ratio))
+
+
+def _significant(grid: FocusGrid, sharp_ratio: float, window: int) -> np.ndarray:
+    """Windows whose fine detail falls short of what a sharp window with their coarse
+    structure would have (`sharp_ratio` * coarse) by more than the noise explains.
+
+    In noisy images a smooth but sharp patch (pale stroma, a dark coat) can have too little
+    fine detail to measure; it is not clearly blurred. The band energies are pooled over
+    neighbouring windows first (the spread is left as for one window: conservative).
+    """
+    c = grid.content.astype(np.float64)
+    sigma = _SIGNIFICANCE_SMOOTH * window / grid.step
+    den = np.maximum(ndimage.gaussian_filter(c, sigma, mode="nearest"), 1e-6)
+    fine = ndimage.gaussian_filter(grid.fine * c, sigma, mode="nearest") / den
+    coarse = ndimage.gaussian_filter(grid.coarse * c, sigma, mode="nearest") / den
+    return sharp_ratio * coarse - fine > _SIGNIFICANCE_Z * grid.fine_spread
 
 
 def _footprint(window: int, coarse_level: int = _COARSE) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -9,8 +11,10 @@ from skimage import data as skdata
 from skimage.draw import disk as draw_disk
 
 from core.focus import NO_CONTENT, auto_rois, blurred_regions, focus_grid, focus_map
-from core.io import Image
-from core.roi import Polygon, RoiSet, roi_mask
+from core.io import Image, read_image
+from core.roi import Polygon, RoiSet, load_rois, roi_mask
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 SHAPE = (384, 384)
 CENTRE, RADIUS = (200, 170), 90
@@ -195,3 +199,78 @@ def test_large_plane_runs_on_the_coarse_grid():
     assert grid.focus.shape == (128, 128)
     fmap = focus_map(big)
     assert fmap.shape == big.shape and np.isfinite(fmap).all()
+
+
+# --------------------------------------------------------------------------- realistic fields
+
+def sample_truth(name: str, shape) -> np.ndarray:
+    """The blurred band of a shipped sample: where its defocus is at least half the maximum."""
+    return roi_mask(load_rois(SAMPLES / f"{name}.roi.json"), shape) > 0.5
+
+
+def test_nuclei_sample_band_is_found_and_the_sharp_field_gives_nothing():
+    # uint16 widefield DAPI field, Poisson noise: the blurred nuclei are 10-30 x noisier than
+    # the background, which must not make them look sharp
+    img = read_image(SAMPLES / "nuclei_blurred.tif").data
+    truth = sample_truth("nuclei_blurred", img.shape)
+    rois, mask = blurred_regions(img)
+    assert 1 <= len(rois) <= 2 and iou(mask, truth) >= 0.6
+    # the mask is exactly the ROIs as the engine rasterises them
+    assert np.array_equal(roi_mask(RoiSet(rois, feather=0), img.shape) > 0, mask)
+    assert blurred_regions(read_image(SAMPLES / "nuclei_sharp.tif").data)[0] == []
+
+
+def test_tissue_sample_band_is_found_in_rgb_and_the_sharp_field_gives_nothing():
+    img = read_image(SAMPLES / "tissue_blurred.png")              # RGB H&E brightfield
+    truth = sample_truth("tissue_blurred", img.data.shape[:2])
+    rois = auto_rois(img)
+    assert 1 <= len(rois) <= 3
+    assert iou(roi_mask(RoiSet(rois.rois, feather=0), truth.shape) > 0, truth) >= 0.5
+    assert len(auto_rois(read_image(SAMPLES / "tissue_sharp.png"))) == 0
+
+
+def simulated_field(kind: str, seed: int, size: int = 512, photons: float | None = None):
+    """What `deblur simulate` makes of a synthetic specimen: widefield defocus rising to a blur
+    radius of 4-15 px inside smooth random blobs over 20-40 % of the field, then camera noise.
+    Returns (blurred, sharp, truth) with truth = defocus at least half its maximum."""
+    from core import degrade
+    from core.cli.simulate import auto_rois as random_region
+    from training import synth
+
+    rng = np.random.default_rng(seed)
+    x, info = synth.random_specimen(rng, size, kinds=[kind], return_info=True)
+    px = info["pixel_um"] or 0.2
+    optics = degrade.Optics(na=0.75, wavelength_um=0.52, n_medium=1.0, pixel_um=px)
+    radius = rng.uniform(4, 15)
+    z = degrade.defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
+                                   n_medium=optics.n_medium, pixel_um=px)
+    region = roi_mask(random_region(rng, x.shape, 0.08 * size), x.shape)
+    blurred = degrade.blur_with_depth(x, z * region, degrade.psf_function("widefield", optics), levels=6)
+    if photons is None:
+        photons = 1000.0 if synth.MODALITY[kind] == "fluorescence" else 10000.0
+
+    def camera(v):
+        return (100 + 20 * photons * degrade.add_noise(v, rng, photons, 2.0)).astype(np.float32)
+
+    return camera(blurred), camera(x), region > 0.5
+
+
+SIMULATED_KINDS = ["nuclei", "cells", "filaments", "bacteria", "round_cells", "parasites",
+                   "phase_contrast", "tissue"]
+
+
+def test_simulated_defocus_is_found_in_several_kinds_of_specimen():
+    ious = []
+    for kind in SIMULATED_KINDS:
+        blurred, sharp, truth = simulated_field(kind, seed=0)
+        ious.append(iou(blurred_regions(blurred)[1], truth))
+        assert blurred_regions(sharp)[0] == [], kind        # the same field in focus: nothing
+    assert np.mean(ious) >= 0.5 and min(ious) > 0.4, dict(zip(SIMULATED_KINDS, np.round(ious, 2)))
+
+
+@pytest.mark.parametrize("kind", ["tissue", "parasites", "cells"])
+def test_very_noisy_sharp_fields_give_no_region(kind):
+    # 150 photons at full brightness: pale stroma or a smooth cell body loses its fine detail in
+    # the noise, which does not make it "clearly blurred"
+    _, sharp, _ = simulated_field(kind, seed=1, photons=150.0)
+    assert blurred_regions(sharp)[0] == []
