@@ -105,6 +105,22 @@ def show_about(parent: QtWidgets.QWidget | None) -> None:
         "left exactly as they were.</p><p>BSD-3-Clause licence.</p>")
 
 
+#: The slider is logarithmic in the focus value: blurred areas score ~0.005-0.05 and sharp ones
+#: 0.1-0.9, so a linear scale would crowd every useful setting into its first few steps.
+_SLIDER_STEPS = 200
+_FOCUS_MIN, _FOCUS_MAX = 0.002, 1.0
+
+
+def _slider_to_focus(value: int) -> float:
+    t = value / _SLIDER_STEPS
+    return float(_FOCUS_MIN * (_FOCUS_MAX / _FOCUS_MIN) ** t)
+
+
+def _focus_to_slider(focus: float) -> int:
+    f = float(np.clip(focus, _FOCUS_MIN, _FOCUS_MAX))
+    return int(round(_SLIDER_STEPS * np.log(f / _FOCUS_MIN) / np.log(_FOCUS_MAX / _FOCUS_MIN)))
+
+
 class DetectDialog(QtWidgets.QDialog):
     """Find blurred regions automatically: a focus-map overlay and a threshold slider.
 
@@ -136,7 +152,7 @@ class DetectDialog(QtWidgets.QDialog):
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Fewer"))
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.slider.setRange(1, 99)
+        self.slider.setRange(0, _SLIDER_STEPS)
         self.slider.setToolTip("Sensitivity: further right marks more of the image as blurred")
         row.addWidget(self.slider, 1)
         row.addWidget(QtWidgets.QLabel("More"))
@@ -190,7 +206,7 @@ class DetectDialog(QtWidgets.QDialog):
         inside = self.focus_map[(self.mask if self.mask is not None else False) & (self.focus_map >= 0)]
         pos = float(np.percentile(inside, 90)) if inside.size else 0.3
         self.slider.blockSignals(True)
-        self.slider.setValue(int(np.clip(round(pos * 100), 1, 99)))
+        self.slider.setValue(_focus_to_slider(pos))
         self.slider.blockSignals(False)
 
     def _on_slider(self, value: int) -> None:
@@ -201,7 +217,7 @@ class DetectDialog(QtWidgets.QDialog):
 
     def threshold(self) -> float | None:
         """The focus value below which an area counts as blurred (None: automatic)."""
-        return None if self.automatic.isChecked() else self.slider.value() / 100.0
+        return None if self.automatic.isChecked() else _slider_to_focus(self.slider.value())
 
     def update_detection(self) -> None:
         rois, mask = self._focus.blurred_regions(self.plane, threshold=self.threshold())

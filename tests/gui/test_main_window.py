@@ -150,13 +150,15 @@ def test_detect_blurred_regions_become_editable_rois(window, tmp_path):
     assert dlg is not None and dlg.mask_item.scene() is not None
     assert dlg.threshold() is None  # automatic first
     n_auto = len(dlg.rois)
-    dlg.slider.setValue(99)  # everything with structure counts as blurred
+    dlg.slider.setValue(dlg.slider.maximum())  # everything with structure counts as blurred
     dlg.update_detection()
-    assert dlg.threshold() == 0.99 and len(dlg.rois) >= 1
+    assert dlg.threshold() == 1.0 and len(dlg.rois) >= 1
+    dlg.slider.setValue(dlg.slider.maximum() // 2)  # log scale: the middle is a focus of ~0.045
+    assert 0.03 < dlg.threshold() < 0.06
     dlg.automatic.setChecked(True)
     dlg.update_detection()
     assert len(dlg.rois) == n_auto
-    dlg.slider.setValue(99)
+    dlg.slider.setValue(dlg.slider.maximum())
     dlg.update_detection()
     dlg.replace_btn.click()
     assert len(window.state.rois) == len(dlg.rois) >= 1
