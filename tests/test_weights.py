@@ -138,3 +138,15 @@ def test_no_shipped_weights_gives_a_clear_error(tmp_path, monkeypatch):
                                                "deblur-train or pass --weights FILE"):
             load_model(name, device="cpu")
     assert resolve_weights("comi", tmp_path / "given.safetensors") == tmp_path / "given.safetensors"
+
+
+def test_saved_weights_are_readable_by_colleagues(tmp_path):
+    """Atomic saving goes through a private temp file; the result gets normal permissions."""
+    import os
+    import stat
+
+    net = ResnetGenerator(ngf=4, n_down=1, n_blocks=1)
+    path = save_weights(tmp_path / "w.safetensors", net.state_dict(), make_card("comi", net))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
