@@ -41,7 +41,7 @@ __all__ = ["BenchCase", "make_cases", "run_quality", "run_speed", "markdown_repo
 BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
 #: seeds of the specimen generator reserved for benchmarking (training uses seeds below 1e8)
 BENCH_SEED_BASE = 900_000_000
-RL_ITERATIONS = (10, 30, 100)
+RL_ITERATIONS = (2, 5, 10, 30, 100)
 
 
 @dataclass
