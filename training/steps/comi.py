@@ -57,6 +57,9 @@ class ComiSteps(GanSteps):
             loss = self.w["content"] * content + self.w["perceptual"] * structure
         self.precision.backward(loss)
         self.precision.step(opt_g)
+        # the discriminators wait: no gradients, so this changes nothing, but their LR schedule
+        # (stepped by the Trainer) must not run ahead of an optimiser that never stepped
+        self.optimizers["d"].step()
         zero = 0.0
         return {"g": float(loss.detach()), "adv": zero, "content": float(content.detach()),
                 "perceptual": float(structure.detach()), "cycle": zero, "identity": zero, "d": zero}
