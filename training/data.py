@@ -515,6 +515,18 @@ class _Grouped(Dataset):
 
     patches_per_field: int
 
+    def _common(self, length: int, patch: int, seed: int, split: int, augment: bool | None,
+                blur_bias: float) -> None:
+        """The settings every patch dataset has; augmentation defaults to on for training."""
+        if patch < 8:
+            raise ValueError("patch must be at least 8 pixels")
+        self.length = int(length)
+        self.patch = int(patch)
+        self.seed = int(seed)
+        self.split = int(split)
+        self.augment = (split == TRAIN) if augment is None else bool(augment)
+        self.blur_bias = float(blur_bias)
+
     def _setup(self, patches_per_field: int, cache_fields: int, max_overlap: float) -> None:
         if int(patches_per_field) < 1:
             raise ValueError(f"patches_per_field must be at least 1, got {patches_per_field}")
@@ -554,15 +566,8 @@ class PatchDataset(_Grouped):
     def __init__(self, source, length: int, *, patch: int = 128, seed: int = 0, split: int = TRAIN,
                  augment: bool | None = None, blur_bias: float = 0.85, patches_per_field: int = 1,
                  cache_fields: int = 8, max_overlap: float = 0.25) -> None:
-        if patch < 8:
-            raise ValueError("patch must be at least 8 pixels")
         self.source = source
-        self.length = int(length)
-        self.patch = int(patch)
-        self.seed = int(seed)
-        self.split = int(split)
-        self.augment = (split == TRAIN) if augment is None else bool(augment)
-        self.blur_bias = float(blur_bias)
+        self._common(length, patch, seed, split, augment, blur_bias)
         self.has_mask = getattr(source, "has_mask", True)
         self._setup(patches_per_field, cache_fields, max_overlap)
 
@@ -620,12 +625,7 @@ class UnpairedDataset(_Grouped):
                  patches_per_field: int = 1, cache_fields: int = 8, max_overlap: float = 0.25) -> None:
         self.blurred_source = blurred_source
         self.sharp_source = sharp_source
-        self.length = int(length)
-        self.patch = int(patch)
-        self.seed = int(seed)
-        self.split = int(split)
-        self.augment = (split == TRAIN) if augment is None else bool(augment)
-        self.blur_bias = float(blur_bias)
+        self._common(length, patch, seed, split, augment, blur_bias)
         self._setup(patches_per_field, cache_fields, max_overlap)
 
     def __len__(self) -> int:
