@@ -47,7 +47,7 @@ __all__ = [
     "gaussian_psf", "disk_psf", "defocus_psf", "psf_radius_px", "geometric_radius_px",
     "effective_blur_radius_px", "defocus_for_radius", "psf_function", "blur_with_depth",
     "depth_map", "add_noise", "Optics", "NoiseConfig", "DefocusConfig", "Simulated",
-    "sample_optics", "simulate_local_defocus", "IMMERSION",
+    "sample_optics", "simulate_local_defocus", "relative_intensity", "IMMERSION",
 ]
 
 #: refractive index of the common immersion media
@@ -704,7 +704,7 @@ class Simulated:
     psf_info: dict               # optics, PSF family, depths, radii, noise... (JSON-ready)
 
 
-def _relative_intensity(sharp: np.ndarray) -> np.ndarray:
+def relative_intensity(sharp: np.ndarray) -> np.ndarray:
     """Scale an image of any range to relative intensity, 0.1th percentile -> 0, 99.9th -> 1."""
     x = np.asarray(sharp, dtype=np.float32)
     sample = x[:: max(1, x.shape[0] // 512), :: max(1, x.shape[1] // 512)]
@@ -736,7 +736,7 @@ def simulate_local_defocus(sharp: np.ndarray, rng: np.random.Generator, cfg: Def
     if x.ndim != 2:
         raise ValueError(f"simulate_local_defocus needs a 2-D image, got shape {x.shape}")
     h, w = x.shape
-    x = _relative_intensity(x)
+    x = relative_intensity(x)
     info: dict = {}
     if brightfield is None:
         brightfield = bool(rng.random() < cfg.brightfield_prob)

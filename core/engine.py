@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core.io import finite_copy
 from core.normalize import cast_like, denormalize, normalize, percentile_params
 from core.roi import RoiSet, roi_mask
 from core.tiling import Tiler
@@ -98,7 +99,7 @@ _BLEND_ROWS = 512
 
 
 def _blend_into(dst: np.ndarray, sub: np.ndarray, y: np.ndarray, m: np.ndarray | None,
-                finite: np.ndarray | None, params, work: type) -> None:
+                nonfinite: np.ndarray | None, params, work: type) -> None:
     """dst = cast(sub + m * (restored - sub)) strip by strip; exactly sub where m == 0 or NaN."""
     for r0 in range(0, sub.shape[0], _BLEND_ROWS):
         rows = slice(r0, r0 + _BLEND_ROWS)
@@ -111,8 +112,8 @@ def _blend_into(dst: np.ndarray, sub: np.ndarray, y: np.ndarray, m: np.ndarray |
             new += orig
         new = cast_like(new, dst.dtype)
         keep = None if m is None else (m[rows] == 0)
-        if finite is not None:
-            bad = ~finite[rows]
+        if nonfinite is not None:
+            bad = nonfinite[rows]
             keep = bad if keep is None else (keep | bad)
         if keep is not None:
             new[keep] = orig[keep]
@@ -199,16 +200,15 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             if is_cancelled():
                 raise Cancelled("cancelled by the user")
             sub = plane[region.slices]
-            finite = np.isfinite(sub) if sub.dtype.kind == "f" else None
-            x = normalize(sub, params)
-            if finite is not None and not finite.all():
-                # NaN/Inf would spread through every convolution: fill them for the model,
-                # and put the original values back afterwards
-                x[~finite] = np.median(x[finite]) if finite.any() else 0.0
+            # NaN/Inf would spread through every convolution: the model sees them filled, and
+            # the blend puts the original values back
+            filled, nonfinite = finite_copy(sub)
+            x = normalize(filled, params)
+            del filled
             y = restorer.restore(x, tiler, seed=seed + 1009 * p_index + r_index)
             del x
             m = None if mask is None else mask[region.slices]
-            _blend_into(dst[idx][region.slices], sub, y, m, finite, params, work)
+            _blend_into(dst[idx][region.slices], sub, y, m, nonfinite, params, work)
     if progress is not None:
         progress(total, total)
 

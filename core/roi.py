@@ -157,14 +157,10 @@ def load_rois(path: str | Path) -> RoiSet:
 
 def save_rois(path: str | Path, rois: RoiSet) -> None:
     """Write a ROI file atomically (temp file + rename) so a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{np.random.randint(1 << 30)}.tmp")
-    try:
+    from core.io import atomic_write
+
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(rois_to_dict(rois), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def parse_rect(text: str) -> Rect:

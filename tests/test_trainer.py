@@ -280,3 +280,15 @@ def test_comi_warm_start_trains_only_the_deblurring_generator_first(tmp_path: Pa
     make_trainer("comi", tmp_path / "full", cfg, n_train=2,
                  on_step=lambda s, losses: seen.append(losses)).fit()
     assert len(seen) == 30 and seen[-1]["d"] > 0 and seen[-1]["cycle"] > 0
+
+
+def test_temp_file_of_a_run_killed_mid_save_is_cleaned_up(tmp_path: Path) -> None:
+    from training.checkpoint import save_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    stale = folder / ".step_000010.pt.1a2b3c4d.part"      # what a SIGKILL during torch.save leaves
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path, 20, {"step": 20})
+    assert not stale.exists()
+    assert [p.name for p in folder.iterdir()] == ["step_000020.pt"]

@@ -92,7 +92,7 @@ def _bench_optics(i: int) -> degrade.Optics:
 def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Generator, i: int,
                   photons: float = 400.0) -> BenchCase:
     """One defocused ellipse with uniform depth and a known widefield PSF, plus camera noise."""
-    x = degrade._relative_intensity(sharp)
+    x = degrade.relative_intensity(sharp)
     h, w = x.shape
     optics = _bench_optics(i)
     radius = BENCH_RADII[i % len(BENCH_RADII)]
@@ -241,7 +241,7 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
 
     rng = np.random.default_rng(BENCH_SEED_BASE - 1)
     spec = synth.random_specimen(rng, size)
-    frame = (degrade._relative_intensity(spec) * 30000 + 500).clip(0, 65535).astype(np.uint16)
+    frame = (degrade.relative_intensity(spec) * 30000 + 500).clip(0, 65535).astype(np.uint16)
     c = (size - roi) // 2
     roi_set = RoiSet([Rect(c, c, roi, roi)], feather=16)
     rows = []

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.io import atomic_write
+
 __all__ = ["checkpoint_path", "list_checkpoints", "save_checkpoint", "load_latest",
            "prune_checkpoints", "rng_state", "set_rng_state", "CHECKPOINT_DIR"]
 
@@ -55,16 +57,8 @@ def save_checkpoint(run: Path, step: int, state: dict[str, Any], keep: int = 3) 
     """
     path = checkpoint_path(run, step)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
     _fsync_dir(path.parent)
     prune_checkpoints(run, keep)
     return path
@@ -92,13 +86,10 @@ def prune_checkpoints(run: Path, keep: int) -> None:
             p.unlink(missing_ok=True)
     folder = Path(run) / CHECKPOINT_DIR
     if folder.is_dir():
-        for p in folder.glob(".step_*.tmp"):
-            try:
-                pid = int(p.name.split(".")[-2])
-            except (ValueError, IndexError):
-                pid = -1
-            if pid != os.getpid():
-                p.unlink(missing_ok=True)
+        # core.io.atomic_write's temp files of a run killed mid-save (this process has none
+        # in flight: pruning follows its own save, and only one process writes a run)
+        for p in folder.glob(".step_*.part"):
+            p.unlink(missing_ok=True)
 
 
 def load_latest(run: Path, map_location: str | torch.device = "cpu",

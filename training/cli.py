@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import torch
 
+from core.io import atomic_write
+
 __all__ = ["main", "load_config", "CONFIG_DIR", "UsageError", "format_toml"]
 
 PROG = "deblur-train"
@@ -153,9 +155,8 @@ def format_toml(cfg: dict[str, Any], prefix: str = "") -> str:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 # ============================================================================ arguments

@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from core.io import atomic_write
 from core.metrics import batch_metrics, sharpness
 from training.checkpoint import (load_latest, list_checkpoints, rng_state, save_checkpoint,
                                  set_rng_state)
@@ -200,9 +201,8 @@ def save_grid(path: Path, columns: Sequence[np.ndarray], titles: Sequence[str]) 
     for c, t in enumerate(titles):
         draw.text((pad + c * (w + pad) + 2, 2), t, fill=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        img.save(tmp, format="PNG")
     return path
 
 
@@ -312,9 +312,8 @@ def plot_curves(rows: list[dict[str, str]], loss_names: Sequence[str], path: Pat
     _panel(draw, (80, 30, W - 20, 330), losses, "step", "training loss (log scale)", True, xr)
     val = {"restored": col("val_psnr"), "blurred input": col("val_psnr_blurred")}
     _panel(draw, (80, 390, W - 20, H - 40), val, "step", "validation PSNR (dB)", False, xr)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        img.save(tmp, format="PNG")
     return path
 
 
@@ -528,9 +527,8 @@ class Trainer:
         w = csv.DictWriter(buf, fieldnames=self._log_fields(), extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-        tmp = path.with_name(".log.csv.tmp")
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
         self._log_rows = rows
         self._log_fh = open(path, "a", newline="", encoding="utf-8")
         self._log_writer = csv.DictWriter(self._log_fh, fieldnames=self._log_fields(),

@@ -36,17 +36,10 @@ with ``w = LOSS_WEIGHTS``. Export ``comi.g_deblur`` with ``make_card("comi", com
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
-from core.models.base import NetworkRestorer
-from core.models.cyclegan import CycleGAN, generator_restorer
+from core.models.cyclegan import CycleGAN, register_generator_model
 from core.models.losses import PERCEPTUAL_WEIGHTS
-from core.models.registry import ModelEntry, register
-from core.models.weights import default_weights_path
 
-__all__ = ["ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "AMP", "COMI", "build"]
+__all__ = ["ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "AMP", "COMI"]
 
 # "cpu": >= 1 MP/s full-field on a 2-core CPU (0.34 M parameters); "gpu": the reference size.
 ARCH_PRESETS: dict[str, dict] = {
@@ -96,14 +89,7 @@ class COMI(CycleGAN):
         super().__init__(gen, DISC_PRESETS["cpu"] if discriminator is None else discriminator)
 
 
-def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
-          **params) -> NetworkRestorer:
-    """Registry builder for `comi`: its trained blurred->sharp generator."""
-    return generator_restorer("comi", weights, device, AMP)
-
-
-register(ModelEntry(
-    name="comi", kind="gan",
-    summary="COMI: a GAN trained on pairs of blurred and sharp images that restores fine detail "
-            "in out-of-focus regions.",
-    build=build, default_weights=default_weights_path("comi"), params={}))
+register_generator_model(
+    "comi",
+    "COMI: a GAN trained on pairs of blurred and sharp images that restores fine detail "
+    "in out-of-focus regions.", AMP)

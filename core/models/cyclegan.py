@@ -59,7 +59,7 @@ from core.models.weights import default_weights_path, load_network, resolve_weig
 __all__ = [
     "ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "LayerNorm2d", "pad_to_multiple",
     "make_norm", "ResnetBlock", "ResnetGenerator", "PatchDiscriminator", "CycleGAN", "ImagePool",
-    "linear_decay", "receptive_radius", "default_margin", "generator_restorer", "build",
+    "linear_decay", "receptive_radius", "default_margin", "generator_restorer", "register_generator_model",
 ]
 
 # Named generator sizes. "cpu": trains and predicts usefully on a laptop CPU (>= 0.5 MP/s);
@@ -379,14 +379,17 @@ def generator_restorer(name: str, weights: Path | None, device: torch.device,
     return NetworkRestorer(net, name, margin=margin, pad_multiple=2 ** net.n_down, device=device, amp=amp)
 
 
-def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
-          **params) -> NetworkRestorer:
-    """Registry builder for `cyclegan`."""
-    return generator_restorer("cyclegan", weights, device, AMP)
+def register_generator_model(name: str, summary: str, amp: bool) -> None:
+    """Register a GAN whose inference is its trained blurred->sharp generator (COMI, CycleGAN)."""
+    def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
+              **params) -> NetworkRestorer:
+        return generator_restorer(name, weights, device, amp)
+
+    register(ModelEntry(name=name, kind="gan", summary=summary, build=build,
+                        default_weights=default_weights_path(name), params={}))
 
 
-register(ModelEntry(
-    name="cyclegan", kind="gan",
-    summary="CycleGAN trained on unpaired blurred and sharp images; sharpens texture, "
-            "may invent detail where the input has none.",
-    build=build, default_weights=default_weights_path("cyclegan"), params={}))
+register_generator_model(
+    "cyclegan",
+    "CycleGAN trained on unpaired blurred and sharp images; sharpens texture, "
+    "may invent detail where the input has none.", AMP)
