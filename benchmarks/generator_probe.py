@@ -17,6 +17,7 @@ import torch
 
 from core.models.cyclegan import ResnetGenerator
 from core.models.unet import UNet
+from core.models.unet_generator import UNetGenerator
 from training.data import make_datasets
 
 
@@ -35,6 +36,8 @@ NETS = {
     "resnet16": lambda: ResnetGenerator(ngf=16, n_down=2, n_blocks=4),
     "resnet32": lambda: ResnetGenerator(ngf=32, n_down=2, n_blocks=4),
     "unet16": lambda: ResidualUNet(16),
+    "unetgen16-3": lambda: UNetGenerator(ngf=16, n_down=3),
+    "unetgen16-4": lambda: UNetGenerator(ngf=16, n_down=4),
     "unet32": lambda: ResidualUNet(32),
 }
 

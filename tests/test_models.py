@@ -16,12 +16,15 @@ import torch
 from core.models import losses
 from core.models.comi import COMI
 from core.models.cyclegan import (CycleGAN, ImagePool, LayerNorm2d, PatchDiscriminator, ResnetGenerator,
-                                  default_margin, linear_decay, receptive_radius)
+                                  default_margin, linear_decay, make_generator, receptive_radius)
 from core.models.ddpm import EMA, ConditionalDDPM, ddim_timesteps
 from core.models.unet import UNet
+from core.models.unet_generator import UNetGenerator
 from core.models.weights import make_card, save_weights
 
 TINY_GEN = dict(ngf=4, n_down=2, n_blocks=1)
+# both generator kinds COMI and CycleGAN can use (make_generator kwargs), tiny
+GENERATORS = {"resnet": dict(kind="resnet", **TINY_GEN), "unet": dict(kind="unet", ngf=4, n_down=2)}
 TINY_DISC = dict(ndf=4, n_layers=3)
 TINY_DDPM = dict(dim=8, dim_mults=(1, 2), num_res_blocks=1, timesteps=100)
 ODD_SHAPES = [(2, 1, 37, 53), (1, 1, 65, 129), (1, 1, 5, 3)]
@@ -37,8 +40,9 @@ def _seed():
 
 @pytest.mark.parametrize("shape", ODD_SHAPES)
 @pytest.mark.parametrize("residual", [True, False])
-def test_generator_keeps_any_shape(shape, residual):
-    net = ResnetGenerator(**TINY_GEN, residual=residual).eval()
+@pytest.mark.parametrize("kind", sorted(GENERATORS))
+def test_generator_keeps_any_shape(shape, residual, kind):
+    net = make_generator(**GENERATORS[kind], residual=residual).eval()
     with torch.no_grad():
         y = net(torch.rand(shape))
     assert y.shape == shape and y.dtype == torch.float32 and torch.isfinite(y).all()
@@ -74,6 +78,10 @@ def test_bundles_hold_four_networks():
         assert isinstance(bundle.g_deblur, ResnetGenerator) and isinstance(bundle.d_blur, PatchDiscriminator)
         assert len(bundle.generators()) == 2 * len(list(bundle.g_deblur.parameters()))
     assert COMI(generator={**TINY_GEN, "residual": False}).g_deblur.residual   # COMI is residual
+    # the shipped presets use the U-Net generator
+    assert isinstance(COMI().g_deblur, UNetGenerator) and isinstance(CycleGAN().g_blur, UNetGenerator)
+    with pytest.raises(ValueError, match="unknown generator kind"):
+        make_generator(kind="transformer")
 
 
 # ----------------------------------------------------------------------------- locality (tiling)
@@ -86,9 +94,10 @@ def test_layernorm2d_is_per_pixel():
     assert torch.allclose(y[:, :, 3:5, 2:7], norm(x[:, :, 3:5, 2:7]))          # crop commutes
 
 
-def test_generator_output_depends_only_on_its_receptive_field_and_not_on_the_batch():
-    net = ResnetGenerator(**TINY_GEN).eval()
-    r = receptive_radius(net.config)
+@pytest.mark.parametrize("kind", sorted(GENERATORS))
+def test_generator_output_depends_only_on_its_receptive_field_and_not_on_the_batch(kind):
+    net = make_generator(**GENERATORS[kind]).eval()
+    r = net.receptive_radius
     x = torch.rand(2, 1, 96, 96)
     with torch.no_grad():
         y = net(x)
@@ -96,21 +105,26 @@ def test_generator_output_depends_only_on_its_receptive_field_and_not_on_the_bat
         x2 = x.clone()
         x2[..., :, 48 + r + 4:] = torch.rand_like(x2[..., :, 48 + r + 4:])   # far away: change it
         y2 = net(x2)
+        x3 = x.clone()
+        x3[..., :, 48 + r // 2:] = torch.rand_like(x3[..., :, 48 + r // 2:])  # within reach
+        y3 = net(x3)
     assert torch.equal(y2[..., :, :48], y[..., :, :48])
-    assert default_margin(net.config) >= r / 2
+    assert not torch.equal(y3[..., :, :48], y[..., :, :48])                # the radius is not loose
+    assert net.margin >= r / 2
 
 
-def test_tiled_generator_equals_whole_frame_with_aligned_tiles():
+@pytest.mark.parametrize("kind", sorted(GENERATORS))
+def test_tiled_generator_equals_whole_frame_with_aligned_tiles(kind):
     from core.models.base import NetworkRestorer
     from core.tiling import Tiler
 
-    net = ResnetGenerator(**TINY_GEN)
-    r = receptive_radius(net.config)
+    net = make_generator(**GENERATORS[kind])
+    r = net.receptive_radius
     x = torch.rand(1, 1, 150, 170)
     with torch.no_grad():
         whole = net(x)[0, 0].numpy()
     inner = (slice(r + 4, -r - 4), slice(r + 4, -r - 4))        # away from the frame's own edges
-    for margin, tol in ((-(-r // 4) * 4, 1e-5), (default_margin(net.config), 0.02 * np.abs(whole).mean())):
+    for margin, tol in ((-(-r // 4) * 4, 1e-5), (net.margin, 0.02 * np.abs(whole).mean())):
         restorer = NetworkRestorer(net, "t", margin=margin, pad_multiple=4, channels_last=False)
         tiler = Tiler(tile=64, overlap=16, margin=margin, align=restorer.align)
         assert all((y0 - tiler.margin) % 4 == 0 and (x0 - tiler.margin) % 4 == 0

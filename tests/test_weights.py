@@ -113,8 +113,10 @@ def test_missing_unexpected_and_wrong_shapes(saved, tmp_path):
 
 
 def test_architecture_that_does_not_fit(tmp_path):
-    with pytest.raises(WeightsError, match="does not fit ResnetGenerator"):
+    with pytest.raises(WeightsError, match="x.safetensors.*does not fit the comi network"):
         build_from_card({"model": "comi", "architecture": {"ngf": 4, "wings": 2}}, tmp_path / "x.safetensors")
+    with pytest.raises(WeightsError, match="does not fit the comi network.*unknown generator kind"):
+        build_from_card({"model": "comi", "architecture": {"kind": "vit"}})
     with pytest.raises(WeightsError, match="unknown model"):
         build_from_card({"model": "vgg", "architecture": {}})
 

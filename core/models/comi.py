@@ -5,10 +5,12 @@ a CycleGAN-style pair of generators (blurred->sharp and sharp->blurred) and disc
 trained on *aligned* pairs, so besides the adversarial, cycle and identity losses a direct
 content loss ties the deblurred image to its sharp partner.
 
-Networks (shared with ``core.models.cyclegan``): `ResnetGenerator` with ``residual=True``
-(``out = x + g(x)``: the network only predicts the correction, and an untrained one is close
-to the identity) and per-pixel LayerNorm (tiles equal the whole frame; see cyclegan.py), and
-the 70x70 `PatchDiscriminator`.
+Networks (shared with ``core.models.cyclegan``): residual generators (``out = x + g(x)``: the
+network only predicts the correction, and an untrained one is the identity), by default the
+lean U-Net of ``core.models.unet_generator`` instead of the paper's ResNet (which has no
+full-resolution path and learns defocus correction far more slowly; the ``resnet-*`` presets
+keep it), and the 70x70 `PatchDiscriminator`. No norm that spans the tile, so tiles equal the
+whole frame.
 
 The VGG19 perceptual loss of the paper is replaced
 -------------------------------------------------
@@ -41,10 +43,15 @@ from core.models.losses import PERCEPTUAL_WEIGHTS
 
 __all__ = ["ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "AMP", "COMI"]
 
-# "cpu": >= 1 MP/s full-field on a 2-core CPU (0.34 M parameters); "gpu": the reference size.
+# Generator sizes (`core.models.cyclegan.make_generator` kwargs). "cpu": the residual U-Net
+# (core.models.unet_generator), >= 1 MP/s full-field on a 2-core CPU; "gpu": a wider one;
+# "resnet-*": the paper's ResNet generator shape (learns defocus far more slowly, see
+# benchmarks/generator_probe.py).
 ARCH_PRESETS: dict[str, dict] = {
-    "cpu": dict(ngf=16, n_down=2, n_blocks=4, norm="layer", residual=True),
-    "gpu": dict(ngf=64, n_down=2, n_blocks=9, norm="layer", residual=True),
+    "cpu": dict(kind="unet", ngf=16, n_down=4, residual=True),
+    "gpu": dict(kind="unet", ngf=48, n_down=4, enc_convs=2, dec_convs=2, residual=True),
+    "resnet-cpu": dict(kind="resnet", ngf=16, n_down=2, n_blocks=4, norm="layer", residual=True),
+    "resnet-gpu": dict(kind="resnet", ngf=64, n_down=2, n_blocks=9, norm="layer", residual=True),
 }
 DISC_PRESETS: dict[str, dict] = {
     "cpu": dict(ndf=32, n_layers=3, norm="instance"),
@@ -61,7 +68,8 @@ LOSS_WEIGHTS: dict[str, float] = {
 # 2-core CPU, 1.4-1.6x faster, output within 62-71 dB PSNR of float32 (far below restoration error).
 AMP = True
 CARD_NOTES = (
-    "COMI (Zhang et al. 2022): residual ResNet generators (out = x + g(x)) with per-pixel LayerNorm, "
+    "COMI (Zhang et al. 2022): residual generators (out = x + g(x); a U-Net with full-resolution "
+    "skips unless the architecture says kind 'resnet', the paper's shape), "
     "70x70 PatchGAN discriminators, LSGAN, trained on aligned blurred/sharp pairs with adversarial, "
     "content (L1), cycle (L1) and identity (L1) losses. The paper's VGG19 perceptual loss was "
     "REPLACED (no pretrained ImageNet weights are available offline): perceptual term = "
@@ -78,7 +86,7 @@ class COMI(CycleGAN):
     Parameters
     ----------
     generator : dict, optional
-        `ResnetGenerator` kwargs for both generators (default ``ARCH_PRESETS["cpu"]``);
+        `make_generator` kwargs for both generators (default ``ARCH_PRESETS["cpu"]``);
         ``residual`` is forced to True (COMI's generators are residual).
     discriminator : dict, optional
         `PatchDiscriminator` kwargs (default ``DISC_PRESETS["cpu"]``).

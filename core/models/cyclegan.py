@@ -59,14 +59,19 @@ from core.models.weights import default_weights_path, load_network, resolve_weig
 __all__ = [
     "ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "LayerNorm2d", "pad_to_multiple",
     "make_norm", "ResnetBlock", "ResnetGenerator", "PatchDiscriminator", "CycleGAN", "ImagePool",
-    "linear_decay", "receptive_radius", "default_margin", "generator_restorer", "register_generator_model",
+    "linear_decay", "receptive_radius", "default_margin", "make_generator", "generator_restorer",
+    "register_generator_model",
 ]
 
-# Named generator sizes. "cpu": trains and predicts usefully on a laptop CPU (>= 0.5 MP/s);
-# "gpu": the reference CycleGAN width/depth (ngf 64, 9 blocks).
+# Named generator sizes (`make_generator` kwargs). "cpu": the lean residual U-Net that trains and
+# predicts usefully on a laptop CPU (>= 0.5 MP/s); "gpu": a wider U-Net; "resnet-cpu"/"resnet-gpu":
+# the reference CycleGAN ResNet shape (ngf 64, 9 blocks for gpu), which learns defocus
+# correction far more slowly (benchmarks/generator_probe.py).
 ARCH_PRESETS: dict[str, dict] = {
-    "cpu": dict(ngf=16, n_down=2, n_blocks=6, norm="layer", residual=True),
-    "gpu": dict(ngf=64, n_down=2, n_blocks=9, norm="layer", residual=True),
+    "cpu": dict(kind="unet", ngf=16, n_down=4, residual=True),
+    "gpu": dict(kind="unet", ngf=48, n_down=4, enc_convs=2, dec_convs=2, residual=True),
+    "resnet-cpu": dict(kind="resnet", ngf=16, n_down=2, n_blocks=6, norm="layer", residual=True),
+    "resnet-gpu": dict(kind="resnet", ngf=64, n_down=2, n_blocks=9, norm="layer", residual=True),
 }
 # 70x70 PatchGAN = n_layers 3. The discriminator only runs during training.
 DISC_PRESETS: dict[str, dict] = {
@@ -79,10 +84,11 @@ AMP = True
 LOSS_WEIGHTS: dict[str, float] = {"adversarial": 1.0, "cycle": 10.0, "identity": 5.0}
 CARD_NOTES = (
     "CycleGAN (Zhu et al. 2017) trained on unpaired blurred/sharp patches: LSGAN adversarial loss, "
-    "cycle L1 x10, identity L1 x5, image pool 50, linear LR decay. ResNet generator with per-pixel "
-    "LayerNorm instead of InstanceNorm (tiled output matches whole-frame output), nearest upsampling "
-    "+ conv instead of transposed conv, linear output. Unpaired training can hallucinate structure: "
-    "compare with the input before drawing conclusions."
+    "cycle L1 x10, identity L1 x5, image pool 50, linear LR decay. Residual generator: a U-Net with "
+    "full-resolution skips unless the architecture says kind 'resnet' (the reference shape, with "
+    "per-pixel LayerNorm instead of InstanceNorm); no tile-wide norm (tiled output matches "
+    "whole-frame output), nearest upsampling + conv instead of transposed conv, linear output. "
+    "Unpaired training can hallucinate structure: compare with the input before drawing conclusions."
 )
 
 
@@ -222,6 +228,11 @@ class ResnetGenerator(nn.Module):
         return x + y.to(x.dtype) if self.residual else y
 
     @property
+    def receptive_radius(self) -> int:
+        """Theoretical receptive-field radius in pixels (see `receptive_radius`)."""
+        return receptive_radius(self.config)
+
+    @property
     def margin(self) -> int:
         """Context (px) a tile needs around it; see `default_margin`."""
         return default_margin(self.config)
@@ -292,13 +303,25 @@ class PatchDiscriminator(nn.Module):
 
 # ----------------------------------------------------------------------------- the bundle
 
+def make_generator(kind: str = "resnet", **kwargs) -> nn.Module:
+    """A blurred<->sharp generator from its config: ``kind`` "unet" (`UNetGenerator`, the
+    shipped presets) or "resnet" (`ResnetGenerator`, the CycleGAN reference shape; cards written
+    before the U-Net existed have no ``kind`` and load as ResNet)."""
+    if kind == "unet":
+        from core.models.unet_generator import UNetGenerator
+        return UNetGenerator(**kwargs)
+    if kind == "resnet":
+        return ResnetGenerator(**kwargs)
+    raise ValueError(f"unknown generator kind {kind!r} (use 'unet' or 'resnet')")
+
+
 class CycleGAN(nn.Module):
     """The four networks trained together; only `g_deblur` is exported for inference.
 
     Parameters
     ----------
     generator : dict, optional
-        `ResnetGenerator` kwargs for both generators (default ``ARCH_PRESETS["cpu"]``).
+        `make_generator` kwargs for both generators (default ``ARCH_PRESETS["cpu"]``).
     discriminator : dict, optional
         `PatchDiscriminator` kwargs for both discriminators (default ``DISC_PRESETS["cpu"]``).
     """
@@ -307,8 +330,8 @@ class CycleGAN(nn.Module):
         super().__init__()
         gen = dict(ARCH_PRESETS["cpu"] if generator is None else generator)
         disc = dict(DISC_PRESETS["cpu"] if discriminator is None else discriminator)
-        self.g_deblur = ResnetGenerator(**gen)      # blurred -> sharp (exported)
-        self.g_blur = ResnetGenerator(**gen)        # sharp -> blurred
+        self.g_deblur = make_generator(**gen)       # blurred -> sharp (exported)
+        self.g_blur = make_generator(**gen)         # sharp -> blurred
         self.d_sharp = PatchDiscriminator(**disc)   # real sharp vs g_deblur(blurred)
         self.d_blur = PatchDiscriminator(**disc)    # real blurred vs g_blur(sharp)
 
@@ -373,9 +396,9 @@ def linear_decay(total_steps: int, decay_steps: int | None = None) -> Callable[[
 
 def generator_restorer(name: str, weights: Path | None, device: torch.device,
                        amp: bool) -> NetworkRestorer:
-    """A trained blurred->sharp ResnetGenerator (COMI or CycleGAN) as a tiled `NetworkRestorer`."""
+    """A trained blurred->sharp generator (COMI or CycleGAN) as a tiled `NetworkRestorer`."""
     net, card = load_network(resolve_weights(name, weights), name, device)
-    margin = card.get("inference", {}).get("margin", default_margin(net.config))
+    margin = card.get("inference", {}).get("margin", net.margin)
     return NetworkRestorer(net, name, margin=margin, pad_multiple=2 ** net.n_down, device=device, amp=amp)
 
 

@@ -38,8 +38,8 @@ CARD_KEY = "deblur_card"
 
 # model name -> "module:Class" of the network that inference runs (the exported one)
 NETWORKS: dict[str, str] = {
-    "comi": "core.models.cyclegan:ResnetGenerator",
-    "cyclegan": "core.models.cyclegan:ResnetGenerator",
+    "comi": "core.models.cyclegan:make_generator",
+    "cyclegan": "core.models.cyclegan:make_generator",
     "ddpm": "core.models.ddpm:ConditionalDDPM",
 }
 
@@ -182,7 +182,7 @@ def build_from_card(card: dict, path: str | Path | None = None) -> nn.Module:
         return cls(**card["architecture"])
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{where}: its architecture {card['architecture']} does not fit "
-                           f"{cls.__name__}: {exc}") from None
+                           f"the {model} network: {exc}") from None
 
 
 def check_state_dict(net: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
