@@ -45,10 +45,16 @@ class SmoothDenoiser(torch.nn.Module):
         return (a.sqrt() * x_t - self.gain * a.sqrt() * b) / (1 - a).clamp_min(1e-4).sqrt()
 
 
-@pytest.fixture(scope="module")
-def unet_restorer() -> DDPMRestorer:
+# without a predictor (diffusion refines the blurred image) and with one (predict-and-refine:
+# the predictor's single pass is tiled too, then the diffusion refines its estimate)
+PREDICTORS = {"plain": None, "predictor": dict(kind="unet", ngf=4, n_down=2)}
+
+
+@pytest.fixture(scope="module", params=sorted(PREDICTORS))
+def unet_restorer(request) -> DDPMRestorer:
     torch.manual_seed(0)
-    net = ConditionalDDPM(dim=8, dim_mults=(1, 2), num_res_blocks=1, timesteps=100)
+    net = ConditionalDDPM(dim=8, dim_mults=(1, 2), num_res_blocks=1, timesteps=100,
+                          predictor=PREDICTORS[request.param])
     return DDPMRestorer(net, steps=STEPS, amp=False)
 
 
@@ -67,7 +73,7 @@ def blurred() -> np.ndarray:
 
 
 def _tiler(restorer: DDPMRestorer, tile: int = TILE) -> Tiler:
-    return Tiler(tile=tile, overlap=OVERLAP, margin=restorer.margin)
+    return Tiler(tile=tile, overlap=OVERLAP, margin=restorer.margin, align=restorer.align)
 
 
 def _borders(length: int) -> np.ndarray:

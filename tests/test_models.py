@@ -249,6 +249,25 @@ def test_ddpm_schedule_loss_and_data_space():
     assert "alphas_cumprod" not in model.state_dict()          # derived, not stored
 
 
+def test_ddpm_predictor_learns_by_l1_only_and_the_diffusion_refines_its_estimate():
+    model = ConditionalDDPM(**TINY_DDPM, predictor=dict(kind="unet", ngf=4, n_down=1))
+    assert model.unet.stem.in_channels == 3                       # x_t, blurred, estimate
+    sharp, blurred = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    base = model.base(blurred)
+    assert torch.allclose(model.from_x0(model.to_x0(sharp, base), base), sharp, atol=1e-6)
+    with pytest.raises(ValueError, match="estimate"):
+        model.condition(blurred)
+    # the diffusion loss alone leaves the predictor untouched (its estimate is detached) ...
+    model.loss(sharp, blurred, generator=torch.Generator().manual_seed(0), predictor_weight=0.0).backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.predictor.parameters())
+    assert model.unet.head.weight.grad.abs().sum() > 0
+    # ... and its L1 term trains it
+    model.zero_grad()
+    model.loss(sharp, blurred, generator=torch.Generator().manual_seed(0)).backward()
+    assert model.predictor.head.weight.grad.abs().sum() > 0
+    assert model.margin >= model.predictor.margin and model.align == 2
+
+
 def test_ddpm_loss_decreases_on_a_tiny_batch():
     torch.manual_seed(0)
     model = ConditionalDDPM(**TINY_DDPM)

@@ -258,8 +258,11 @@ def test_export_load_predict(model: str, tmp_path: Path) -> None:
     with torch.no_grad():
         if model == "ddpm":
             t = torch.tensor([5])
-            cond = torch.rand(1, 1, 32, 32)
-            assert torch.allclose(net(x, cond, t), reloaded.float()(x, cond, t), atol=1e-5)
+            assert net.predictor is not None                  # predict-and-refine is the default
+            base = net.base(x)
+            assert torch.allclose(base, reloaded.float().base(x), atol=1e-5)
+            cond = net.condition(x, base)
+            assert torch.allclose(net.denoise(x, cond, t), reloaded.float().denoise(x, cond, t), atol=1e-5)
         else:
             assert torch.allclose(net(x), reloaded.float()(x.contiguous()), atol=1e-5)
 
@@ -295,3 +298,24 @@ def test_temp_file_of_a_run_killed_mid_save_is_cleaned_up(tmp_path: Path) -> Non
     save_checkpoint(tmp_path, 20, {"step": 20})
     assert not stale.exists()
     assert [p.name for p in folder.iterdir()] == ["step_000020.pt"]
+
+
+def test_ddpm_predictor_starts_from_a_generator_weights_file(tmp_path: Path) -> None:
+    """[diffusion] predictor_init loads a trained generator (e.g. COMI's) into the predictor;
+    a file of another architecture is refused with its name."""
+    from core.models.cyclegan import make_generator
+    from core.models.weights import WeightsError, make_card, save_weights
+
+    cfg = tiny_cfg("ddpm")
+    gen = make_generator(**cfg["model"]["predictor"])
+    path = save_weights(tmp_path / "comi.safetensors", gen.state_dict(), make_card("comi", gen))
+    cfg["diffusion"]["predictor_init"] = str(path)
+    steps = build_steps("ddpm", cfg, CPU, Precision(CPU, False))
+    for name in ("ddpm", "ema"):
+        loaded = steps.modules[name].predictor.state_dict()
+        assert all(torch.equal(v, loaded[k]) for k, v in gen.state_dict().items())
+    other = make_generator(kind="unet", ngf=6, n_down=1)
+    bad = save_weights(tmp_path / "other.safetensors", other.state_dict(), make_card("comi", other))
+    cfg["diffusion"]["predictor_init"] = str(bad)
+    with pytest.raises(WeightsError, match="other.safetensors"):
+        build_steps("ddpm", cfg, CPU, Precision(CPU, False))

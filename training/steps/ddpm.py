@@ -1,9 +1,12 @@
 """Conditional DDPM training step: v (or eps) prediction on random timesteps, EMA weights.
 
-The loss is written out here rather than calling ``ConditionalDDPM.loss`` so that the U-Net
-forward goes through ``self.net("ddpm")`` -- under torchrun that is the DDP wrapper, whose
-forward is what synchronises gradients. It is the same loss: x0 from `to_x0` (the scaled
-residual by default), x_t = sqrt(a) x0 + sqrt(1-a) eps, MSE against v or eps.
+The loss is written out here rather than calling ``ConditionalDDPM.loss`` so that the forward
+goes through ``self.net("ddpm")`` -- under torchrun that is the DDP wrapper, whose forward is
+what synchronises gradients. It is the same loss: the module's forward builds x0 from `to_x0`
+(the scaled residual over the predictor's estimate by default), x_t = sqrt(a) x0 + sqrt(1-a)
+eps, and returns the U-Net output and its v/eps target; MSE between them, plus
+``[diffusion] predictor_weight`` x L1(estimate, sharp) that trains the predictor;
+``[diffusion] predictor_init`` may start the predictor from a generator weights file.
 
 The EMA copy (``modules["ema"]``) is what validation samples from and what gets exported;
 its decay is warmed up by ``core.models.ddpm.EMA`` (``min(decay, (1+n)/(10+n))``).
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.ddpm import ARCH_PRESETS, EMA, ConditionalDDPM
+from core.models.weights import check_state_dict, load_network
 from training.steps import ModelSteps, Precision
 
 __all__ = ["DDPMSteps"]
@@ -30,11 +34,14 @@ class DDPMSteps(ModelSteps):
 
     name = "ddpm"
     paired = True
-    loss_names = ("loss",)
+    loss_names = ("loss", "diffusion", "predictor")
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
         super().__init__(cfg, device, precision)
         net = ConditionalDDPM(**self._arch("model", ARCH_PRESETS))
+        init = str(cfg.get("diffusion", {}).get("predictor_init", "") or "")
+        if init:
+            self._init_predictor(net, init)
         self.ema = EMA(net, decay=float(cfg.get("ema", {}).get("decay", 0.999)))
         self.modules = {"ddpm": net, "ema": self.ema.model}
         self.trainable = ("ddpm",)
@@ -44,27 +51,38 @@ class DDPMSteps(ModelSteps):
         self.optimizers = {"ddpm": self._adam(net.parameters())}
         self.schedulers = {"ddpm": self._scheduler(self.optimizers["ddpm"])}
         self.val_steps = int(cfg.get("diffusion", {}).get("val_sample_steps", 20))
+        self.predictor_weight = float(cfg.get("diffusion", {}).get("predictor_weight", 1.0))
+
+    @staticmethod
+    def _init_predictor(net: ConditionalDDPM, path: str) -> None:
+        """Start the predictor from a trained generator's weights file (e.g. COMI's content-trained
+        g_deblur, the same architecture): the diffusion then learns from the first step what a
+        good regression still misses. A checkpoint on resume overrides this, as it should."""
+        if net.predictor is None:
+            raise ValueError("[diffusion] predictor_init needs a model with a predictor")
+        src, _ = load_network(path)
+        check_state_dict(net.predictor, src.state_dict(), path)
+        net.predictor.load_state_dict(src.state_dict())
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         raw: ConditionalDDPM = self.modules["ddpm"]  # type: ignore[assignment]
         blurred, sharp = batch["blurred"], batch["sharp"]
         opt = self.optimizers["ddpm"]
         opt.zero_grad(set_to_none=True)
-        x0 = raw.to_x0(sharp, blurred)
-        n = x0.shape[0]
-        t = torch.randint(0, raw.timesteps, (n,), device=x0.device)
-        noise = torch.randn_like(x0)
-        a = raw.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        target = a.sqrt() * noise - (1 - a).sqrt() * x0 if raw.objective == "v" else noise
+        t = torch.randint(0, raw.timesteps, (sharp.shape[0],), device=sharp.device)
+        noise = torch.randn_like(sharp)
         with self.precision.autocast():
-            out = self.net("ddpm")(x_t, raw.condition(blurred), t)
-        loss = F.mse_loss(out.float(), target.float())
+            out, target, base = self.net("ddpm")(sharp, blurred, t, noise)
+        diffusion = F.mse_loss(out.float(), target.float())
+        predictor = (F.l1_loss(base.float(), sharp.float()) if raw.predictor is not None
+                     else torch.zeros((), device=sharp.device))
+        loss = diffusion + self.predictor_weight * predictor
         self.precision.backward(loss)
         self.precision.clip_grad(opt, raw.parameters(), self.grad_clip)
         self.precision.step(opt)
         self.ema.update(raw)
-        return {"loss": float(loss.detach())}
+        return {"loss": float(loss.detach()), "diffusion": float(diffusion.detach()),
+                "predictor": float(predictor.detach())}
 
     def restore(self, blurred: torch.Tensor) -> torch.Tensor:
         """DDIM sampling with the EMA weights, fixed seed, ``val_sample_steps`` steps."""
