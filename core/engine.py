@@ -18,6 +18,7 @@ import numpy as np
 from core.io import finite_copy
 from core.normalize import cast_like, denormalize, normalize, percentile_params
 from core.roi import RoiSet, roi_mask
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.tiling import Tiler
 
 __all__ = ["Cancelled", "restore", "plan_regions", "default_axes", "Region"]
@@ -121,7 +122,7 @@ def _blend_into(dst: np.ndarray, sub: np.ndarray, y: np.ndarray, m: np.ndarray |
 
 
 def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | None = None,
-            tile: int = 256, overlap: int = 32, device: str = "auto", seed: int = 0,
+            tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, device: str = "auto", seed: int = 0,
             weights: str | None = None, batch_size: int | None = None,
             progress: Callable[[int, int], None] | None = None,
             cancel: Callable[[], bool] | threading.Event | None = None,

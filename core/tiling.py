@@ -16,7 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["Tiler", "tile_starts", "blend_window"]
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+
+__all__ = ["Tiler", "tile_starts", "blend_window", "DEFAULT_TILE", "DEFAULT_OVERLAP"]
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
@@ -85,7 +87,7 @@ class Tiler:
         to multiples of it, and the padding is cropped from the result.
     """
 
-    def __init__(self, tile: int = 256, overlap: int = 32, margin: int = 0,
+    def __init__(self, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, margin: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 1,
                  on_batch: Callable[[int], None] | None = None, align: int = 1) -> None:
         if tile < 8:

@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+
 __all__ = ["Settings", "MAX_RECENT"]
 
 MAX_RECENT = 10
@@ -90,13 +92,13 @@ class Settings:
         self.q.setValue(f"model/params/{name}", json.dumps(params))
 
     def tile(self) -> int:
-        return self._get("run/tile", 256, int)
+        return self._get("run/tile", DEFAULT_TILE, int)
 
     def set_tile(self, tile: int) -> None:
         self.q.setValue("run/tile", int(tile))
 
     def overlap(self) -> int:
-        return self._get("run/overlap", 32, int)
+        return self._get("run/overlap", DEFAULT_OVERLAP, int)
 
     def set_overlap(self, overlap: int) -> None:
         self.q.setValue("run/overlap", int(overlap))

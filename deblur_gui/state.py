@@ -17,6 +17,7 @@ import numpy as np
 
 from core.models.registry import default_model_name
 from core.roi import Polygon, Rect, Roi, RoiSet
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from core.io import Image
@@ -138,8 +139,8 @@ class AppState:
         self.model_params: dict[str, Any] = {}
         self.weights: Path | None = None
         self.device: str = "auto"
-        self.tile: int = 256
-        self.overlap: int = 32
+        self.tile: int = DEFAULT_TILE
+        self.overlap: int = DEFAULT_OVERLAP
         self.all_planes: bool = False
         self.busy: bool = False
         self._ids = itertools.count(1)

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from core.roi import RoiSet, roi_mask
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = ["RunRequest", "RunOutput", "RestoreJob", "plain_error"]
 
@@ -33,8 +34,8 @@ class RunRequest:
     rois: RoiSet | None
     device: str = "auto"
     weights: Path | None = None
-    tile: int = 256
-    overlap: int = 32
+    tile: int = DEFAULT_TILE
+    overlap: int = DEFAULT_OVERLAP
     seed: int = 0
     plane_index: tuple | None = None            # restore only this plane (None: every plane)
     plane_axes: str = "YX"                      # axes of one plane ("YX" or "YXS")

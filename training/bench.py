@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from core import degrade
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.engine import restore
 from core.metrics import psnr, ssim
 from core.models.classical import RichardsonLucy
@@ -248,15 +249,15 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
     for e in entries:
         params = {"steps": steps} if steps is not None and "steps" in e.params else {}
         model = load_model(e.name, device=device, **params)
-        restore(frame[:128, :128], model, None, tile=256, overlap=32)     # warm-up
-        cases = [(f"{roi}x{roi} ROI", roi_set, 256, roi * roi)]
+        restore(frame[:128, :128], model, None)                               # warm-up
+        cases = [(f"{roi}x{roi} ROI", roi_set, DEFAULT_TILE, roi * roi)]
         if full_field:
-            cases = [("full-field, tiles 256", None, 256, size * size),
+            cases = [(f"full-field, tiles {DEFAULT_TILE}", None, DEFAULT_TILE, size * size),
                      ("full-field, one tile", None, size, size * size)] + cases
         for label, rois, tile, px in cases:
             _peak_rss_reset()
             t0 = time.perf_counter()
-            restore(frame, model, rois, tile=tile, overlap=32)
+            restore(frame, model, rois, tile=tile, overlap=DEFAULT_OVERLAP)
             dt = time.perf_counter() - t0
             rows.append({"model": e.name, "case": label, "frame": f"{size}x{size} uint16",
                          "seconds": dt, "megapixels_per_s": px / 1e6 / dt,
@@ -313,7 +314,7 @@ def markdown_report(quality: list[dict], speed: list[dict], command: str) -> str
         lines += ["", "| model | tiled / one-tile time | ROI / full-field time |", "|---|---|---|"]
         for model in dict.fromkeys(r["model"] for r in speed):
             t = {r["case"].split(",")[-1].strip(): r["seconds"] for r in speed if r["model"] == model}
-            tiled, whole = t.get("tiles 256"), t.get("one tile")
+            tiled, whole = t.get(f"tiles {DEFAULT_TILE}"), t.get("one tile")
             roi = next((v for k, v in t.items() if k.endswith("ROI")), None)
             ratio = f"{tiled / whole:.2f}" if tiled and whole else "n/a"
             share = f"{roi / tiled:.3f}" if roi and tiled else "n/a"

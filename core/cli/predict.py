@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.cli import UserError, fail
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
 OUT_SUFFIX = "_deblurred"
 
@@ -33,8 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     roi.add_argument("--auto-roi", action="store_true", help="detect the blurred regions automatically")
     roi.add_argument("--feather", type=float, default=None,
                      help="edge softness in pixels (default: the ROI file's value, else 16)")
-    p.add_argument("--tile", type=int, default=256, help="tile size in pixels")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"tile size in pixels (default {DEFAULT_TILE}; smaller needs less memory)")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
     p.add_argument("--seed", type=int, default=0, help="random seed (diffusion models)")
