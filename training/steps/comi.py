@@ -56,6 +56,7 @@ class ComiSteps(GanSteps):
             structure = structure_loss(fake.float(), sharp.float())
             loss = self.w["content"] * content + self.w["perceptual"] * structure
         self.precision.backward(loss)
+        self.precision.clip_grad(opt_g, self._params("g_deblur"), self.grad_clip)
         self.precision.step(opt_g)
         # the discriminators wait: no gradients, so this changes nothing, but their LR schedule
         # (stepped by the Trainer) must not run ahead of an optimiser that never stepped

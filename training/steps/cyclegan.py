@@ -58,6 +58,10 @@ class GanSteps(ModelSteps):
         disc = self._arch("discriminator", self.disc_presets)
         loss_cfg = dict(cfg.get("loss", {}))
         pool_size = int(loss_cfg.pop("pool_size", 50))
+        # one freak batch (a sparse field whose percentile normalisation puts spots at 1000s)
+        # once gave a content loss of 2,500: unclipped, its gradient filled Adam's second moments
+        # and learning crawled for the next thousand steps
+        self.grad_clip = float(cfg.get("optim", {}).get("grad_clip", 0.0))
         self.w = {**self.default_weights, **loss_cfg}
         bundle = self.bundle_cls(generator=gen, discriminator=disc)
         self.modules = {"g_deblur": bundle.g_deblur, "g_blur": bundle.g_blur,
@@ -108,6 +112,7 @@ class GanSteps(ModelSteps):
                       + sum((w[k] * v for k, v in extra.items()),
                             torch.zeros((), device=blurred.device)))
         self.precision.backward(loss_g)
+        self.precision.clip_grad(opt_g, self._params("g_deblur", "g_blur"), self.grad_clip)
         self.precision.step(opt_g)
 
         # ---- discriminators: real vs pooled fakes, one forward each (per-sample norms)
@@ -120,11 +125,15 @@ class GanSteps(ModelSteps):
             real_b, fake_b_score = self.net("d_blur")(torch.cat([blurred, pooled_b])).split(n)
             loss_d = lsgan_d_loss(real_s, fake_s_score) + lsgan_d_loss(real_b, fake_b_score)
         self.precision.backward(loss_d)
+        self.precision.clip_grad(opt_d, self._params("d_sharp", "d_blur"), self.grad_clip)
         self.precision.step(opt_d)
 
         losses = {"g": loss_g, "adv": adv, "cycle": cycle, "identity": identity, "d": loss_d,
                   **extra}
         return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _params(self, *names: str) -> list[torch.nn.Parameter]:
+        return [p for n in names for p in self.modules[n].parameters()]
 
     # ------------------------------------------------------------------ validation / export
     def restore(self, blurred: torch.Tensor) -> torch.Tensor:
