@@ -181,4 +181,10 @@ def card_summary(entry: ModelEntry) -> str:
         bits.append(f"{train['steps']} steps")
     if val.get("psnr") is not None and val.get("psnr_blurred") is not None:
         bits.append(f"validation PSNR {val['psnr_blurred']:.1f} -> {val['psnr']:.1f} dB")
+    bench = card.get("bench", {})
+    if bench.get("gain_db") is not None:
+        bits.append(f"benchmark: {bench['gain_db']:+.1f} dB inside blurred regions "
+                    f"({bench.get('images', '?')} held-out images; "
+                    f"{bench.get('gain_over_rl_true_psf_db', float('nan')):+.1f} dB vs. deconvolution "
+                    "with the true PSF)")
     return "; ".join(bits)
