@@ -55,9 +55,24 @@ def test_rl_restores_roi_and_leaves_outside_identical(blurred_field, tmp_path):
 def test_rect_option_and_param(blurred_field, tmp_path):
     path, _, _ = blurred_field
     out = tmp_path / "o.tif"
-    assert main(["predict", str(path), "-o", str(out), "--roi", "60,40,100,80",
+    assert main(["predict", str(path), "-o", str(out), "--roi", "60,40,100,80", "--model", "richardson-lucy",
                  "--param", "psf_radius=3", "--param", "iterations=5", "-q"]) == 0
     assert out.exists()
+
+
+def test_default_model_is_the_shipped_comi_and_it_sharpens_the_roi(blurred_field, tmp_path, capsys):
+    from core.models.registry import default_model_name
+
+    assert default_model_name() == "comi"                      # shipped weights come first
+    path, roi, region = blurred_field
+    out = tmp_path / "o.tif"
+    assert main(["predict", str(path), "-o", str(out), "--roi", str(roi), "--device", "cpu", "-q"]) == 0
+    src, res = read_image(path), read_image(out)
+    outside = np.ones(src.data.shape, bool)
+    outside[region] = False
+    assert np.array_equal(res.data[outside], src.data[outside])
+    inner = (slice(50, 110), slice(70, 150))
+    assert sharpness(res.data[inner]) > 1.2 * sharpness(src.data[inner])
 
 
 def test_corrupt_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
@@ -92,7 +107,7 @@ def test_several_inputs_go_to_a_folder(blurred_field, tmp_path):
 @pytest.mark.parametrize("args,words", [
     (["--model", "nosuch"], "unknown model"),
     (["--roi", "1,2,3"], "x,y,w,h"),
-    (["--param", "psf_radius=-1"], "at least"),
+    (["--model", "richardson-lucy", "--param", "psf_radius=-1"], "at least"),
     (["--steps", "5"], "no setting 'steps'"),
     (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "cuda|device"),
 ])
@@ -128,5 +143,5 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     block = out[out.index("comi"):].split("\n\n")[0]
-    assert "Trained on simulated specimens" in block and "6800 steps" in block
+    assert "trained on simulated specimens" in block and "6800 steps" in block
     assert "+3.2 dB inside blurred regions" in block and "+1.6 dB vs. deconvolution" in block

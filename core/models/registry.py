@@ -174,11 +174,14 @@ def card_summary(entry: ModelEntry) -> str:
     card = read_card(entry.default_weights)
     train = card.get("training", {})
     val = card.get("validation", {})
-    bits = [entry.summary]
+    bits = [entry.summary.rstrip(".")]
     if train.get("data"):
-        bits.append(f"Trained on {train['data']}")
+        data = "simulated specimens" if train["data"] == "synthetic" else train["data"]
+        bits.append(f"trained on {data}")
     if train.get("steps"):
-        bits.append(f"{train['steps']} steps")
+        minutes = f" ({train['wall_time_s'] / 60:.0f} min, {train.get('device', '?')})" \
+            if train.get("wall_time_s") else ""
+        bits.append(f"{train['steps']} steps{minutes}")
     if val.get("psnr") is not None and val.get("psnr_blurred") is not None:
         bits.append(f"validation PSNR {val['psnr_blurred']:.1f} -> {val['psnr']:.1f} dB")
     bench = card.get("bench", {})

@@ -209,6 +209,7 @@ def test_settings_are_remembered(qtbot, settings, small_tif):
     qtbot.addWidget(first)
     first.open_file(small_tif)
     first.set_colormap("Green")
+    first.select_model("richardson-lucy")              # not the default (the shipped COMI)
     first.model_panel.set_param("iterations", 7)
     first.model_panel.tile.setValue(128)
     first.state.set_feather(9)
@@ -219,6 +220,7 @@ def test_settings_are_remembered(qtbot, settings, small_tif):
     qtbot.addWidget(second)
     assert second.size() == QtCore.QSize(700, 560)
     assert second.cmap_combo.currentText() == "Green"
+    assert second.state.model_name == "richardson-lucy"
     assert second.model_panel.current_params()["iterations"] == 7
     assert second.state.tile == 128 and second.state.feather == 9
     assert second.settings.recent_files() == [str(small_tif.resolve())]
