@@ -38,7 +38,8 @@ def describe_card(card: dict) -> list[str]:
     train = card.get("training") or {}
     val = card.get("validation") or {}
     if train.get("data"):
-        lines.append(f"Trained on: {train['data']}")
+        data = "simulated specimens (no real images)" if train["data"] == "synthetic" else train["data"]
+        lines.append(f"Trained on: {data}")
     bits = []
     if train.get("steps"):
         bits.append(f"{train['steps']} steps")
@@ -55,6 +56,12 @@ def describe_card(card: dict) -> list[str]:
         if val.get("ssim") is not None:
             txt += f", SSIM {float(val['ssim']):.3f}"
         lines.append(txt)
+    bench = card.get("bench") or {}
+    if bench.get("gain_db") is not None:
+        lines.append(f"On held-out test images: {float(bench['gain_db']):+.1f} dB inside the blurred "
+                     f"regions ({bench.get('images', '?')} images, PSNR "
+                     f"{float(bench.get('psnr_blurred', float('nan'))):.1f} \u2192 "
+                     f"{float(bench.get('psnr', float('nan'))):.1f} dB)")
     if card.get("notes"):
         lines.append(str(card["notes"]))
     return lines

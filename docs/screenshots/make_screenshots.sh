@@ -11,7 +11,7 @@ RUN=(xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/deblur-gui --size 1400x86
 "${RUN[@]}" "$S/nuclei_blurred.tif" --roi "$S/nuclei_blurred.roi.json" \
     --screenshot "$OUT/main_window.png" --quit
 "${RUN[@]}" "$S/nuclei_blurred.tif" --roi "$S/nuclei_blurred.roi.json" \
-    --model richardson-lucy --param psf_radius=8 --param iterations=30 --run \
+    --model comi --run \
     --screenshot "$OUT/compare.png" --quit
 
 # 256-colour palettes keep each picture small enough for the README (< 400 KB)

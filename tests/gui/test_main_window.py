@@ -226,3 +226,9 @@ def test_settings_are_remembered(qtbot, settings, small_tif):
     assert second.settings.recent_files() == [str(small_tif.resolve())]
     assert second.settings.last_folder() == str(small_tif.parent)
     second.close()
+
+
+def test_the_shipped_comi_is_chosen_and_its_card_says_what_it_was_trained_on_and_how_it_scores(window):
+    assert window.state.model_name == "comi"
+    text = window.model_panel.card.text()
+    assert "simulated specimens" in text and "held-out test images" in text and "dB" in text
