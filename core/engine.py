@@ -17,7 +17,7 @@ import numpy as np
 
 from core.io import finite_copy
 from core.normalize import cast_like, denormalize, normalize, percentile_params
-from core.roi import RoiSet, roi_mask
+from core.roi import RoiSet, bounding_rows, roi_mask
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.tiling import Tiler
 
@@ -63,13 +63,17 @@ def plan_regions(mask: np.ndarray, pad: int) -> list[Region]:
     from scipy import ndimage
 
     h, w = mask.shape
-    labels, n = ndimage.label(mask > 0)
+    # label only the box that holds every ROI: the cost follows the ROIs, not the frame
+    (y0, y1), (x0, x1) = bounding_rows(mask > 0), bounding_rows((mask > 0).T)
+    if y1 == y0:
+        return []
+    labels, n = ndimage.label(mask[y0:y1, x0:x1] > 0)
     boxes = []
     for sl in ndimage.find_objects(labels):
         if sl is None:
             continue
-        boxes.append([max(0, sl[0].start - pad), min(h, sl[0].stop + pad),
-                      max(0, sl[1].start - pad), min(w, sl[1].stop + pad)])
+        boxes.append([max(0, y0 + sl[0].start - pad), min(h, y0 + sl[0].stop + pad),
+                      max(0, x0 + sl[1].start - pad), min(w, x0 + sl[1].stop + pad)])
     merged = True
     while merged:  # merge overlapping boxes until none overlap (few ROIs: quadratic is fine)
         merged = False

@@ -19,7 +19,7 @@ from skimage.draw import polygon as _polygon_pixels
 
 __all__ = [
     "Rect", "Ellipse", "Polygon", "Roi", "RoiSet", "RoiError",
-    "load_rois", "save_rois", "parse_rect", "roi_mask", "rois_to_dict", "rois_from_dict",
+    "load_rois", "save_rois", "parse_rect", "roi_mask", "bounding_rows", "rois_to_dict", "rois_from_dict",
 ]
 
 DEFAULT_FEATHER = 16.0
@@ -204,6 +204,12 @@ def _shape_pixels(roi: Roi, shape: tuple[int, int]) -> np.ndarray:
     return inside
 
 
+def bounding_rows(mask: np.ndarray) -> tuple[int, int]:
+    """First and one-past-last row of a 2-D array that holds a nonzero value ((0, 0) if none)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+
 def roi_mask(rois: RoiSet, shape: tuple[int, int]) -> np.ndarray:
     """Feathered float32 mask: 0 outside every ROI, rising to 1 `feather` px inside the edge.
 
@@ -222,11 +228,12 @@ def roi_mask(rois: RoiSet, shape: tuple[int, int]) -> np.ndarray:
     if feather <= 0:
         mask[inside] = 1.0
         return mask
-    # distance to the nearest outside pixel, treating the image border as inside
-    ys, xs = np.nonzero(inside)
+    # distance to the nearest outside pixel, treating the image border as inside; only the
+    # ROIs' bounding box is worked on (row/column bounds: cheaper than nonzero() on a big frame)
+    (y_lo, y_hi), (x_lo, x_hi) = bounding_rows(inside), bounding_rows(inside.T)
     pad = int(math.ceil(feather)) + 1
-    r0, r1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
-    c0, c1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+    r0, r1 = max(0, y_lo - pad), min(h, y_hi + pad)
+    c0, c1 = max(0, x_lo - pad), min(w, x_hi + pad)
     sub = np.pad(inside[r0:r1, c0:c1], 1, mode="edge")
     dist = ndimage.distance_transform_edt(sub)[1:-1, 1:-1]
     t = np.clip(dist / feather, 0.0, 1.0)

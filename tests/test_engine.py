@@ -64,6 +64,10 @@ def test_distant_rois_are_separate_regions():
     mask[400:450, 400:450] = 1
     assert len(plan_regions(mask, 20)) == 2
     assert len(plan_regions(mask, 400)) == 1
+    # boxes are in frame coordinates, grown by the pad and clipped to the frame
+    (a, b) = plan_regions(mask, 20)
+    assert (a.y0, a.y1, a.x0, a.x1) == (0, 60, 0, 60) and (b.y0, b.y1, b.x0, b.x1) == (380, 470, 380, 470)
+    assert plan_regions(np.zeros((50, 50), np.float32), 8) == []
 
 
 def test_progress_reaches_total(rng):
