@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.io import finite_copy
 from core.normalize import cast_like, denormalize, normalize, percentile_params
 from core.roi import RoiSet, bounding_rows, roi_mask
-from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.tiling import Tiler
 
 __all__ = ["Cancelled", "restore", "plan_regions", "default_axes", "Region"]
