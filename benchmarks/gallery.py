@@ -22,7 +22,7 @@ from core.metrics import psnr
 from core.models.registry import load_model
 from core.roi import RoiSet, load_rois, roi_mask
 from resources import SAMPLES
-from training.bench import BenchCase, _rl_oracle, make_cases
+from training.bench import BenchCase, rl_oracle, make_cases
 
 
 def _sample_cases() -> list[BenchCase]:
@@ -50,7 +50,7 @@ def main() -> None:
     weights = dict(w.split("=", 1) for w in args.weights)
 
     from skimage.io import imsave
-    cases = [c for c in make_cases(args.synthetic, 256, 0, None, True)]
+    cases = make_cases(args.synthetic, 256, 0, None, True)
     cases = [c for c in cases if c.source != "held-out specimen"] + \
             [c for c in cases if c.source == "held-out specimen"] + _sample_cases()
     models = {m: load_model(m, weights=weights.get(m)) for m in args.models}
@@ -59,7 +59,7 @@ def main() -> None:
         rng_ = float(case.sharp.max() - case.sharp.min()) or 1.0
         panels = [("blurred", case.blurred)]
         if case.source != "shipped sample":
-            panels.append(("RL true PSF", _rl_oracle(case, "cpu")[0]))
+            panels.append(("RL true PSF", rl_oracle(case, "cpu")[0]))
         for name, model in models.items():
             panels.append((name, restore(case.blurred, model, case.rois, seed=0)))
         panels.append(("sharp", case.sharp))

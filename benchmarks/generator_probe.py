@@ -5,7 +5,9 @@
 Trains each network for a few hundred steps (batch 4, 64 px patches, Adam 1e-3, one thread) on
 the same fixed synthetic batches and reports validation PSNR against the blurred input. Used to
 choose COMI's generator: measured 2026-11-22 (400 steps): blurred 18.43 dB, resnet16 (the cpu
-ResnetGenerator preset, 0.34 M) 18.43 dB — it stays at the identity — unet16 (0.47 M) 19.53 dB.
+ResnetGenerator preset, 0.34 M) 18.43 dB — it stays at the identity — unet16 (0.47 M) 19.53 dB
+(45 s); the lean UNetGenerator COMI now uses: unetgen16-3 19.52 dB (22 s), unetgen16-4 (the
+preset, 2.2 M) 19.51 dB (29 s).
 """
 
 from __future__ import annotations

@@ -34,12 +34,13 @@ _GUESS = {
 
 def describe_card(card: dict) -> list[str]:
     """Plain lines from a model card: what it was trained on, how long, how well."""
+    from core.models.registry import data_label
+
     lines = []
     train = card.get("training") or {}
     val = card.get("validation") or {}
     if train.get("data"):
-        data = "simulated specimens (no real images)" if train["data"] == "synthetic" else train["data"]
-        lines.append(f"Trained on: {data}")
+        lines.append(f"Trained on: {data_label(train['data'])}")
     bits = []
     if train.get("steps"):
         bits.append(f"{train['steps']} steps")

@@ -181,7 +181,7 @@ def _score(case: BenchCase, out: np.ndarray) -> dict:
     }
 
 
-def _rl_oracle(case: BenchCase, device: str) -> tuple[np.ndarray, int]:
+def rl_oracle(case: BenchCase, device: str) -> tuple[np.ndarray, int]:
     """RL with the true PSF and the iteration count that scores best (an oracle no user has)."""
     best, best_out, best_it = -np.inf, case.blurred, 0
     for it in RL_ITERATIONS:
@@ -212,7 +212,7 @@ def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: st
     rows = []
     for case in cases:
         base = _score(case, case.blurred)
-        oracle_out, oracle_it = _rl_oracle(case, device)
+        oracle_out, oracle_it = rl_oracle(case, device)
         oracle = _score(case, oracle_out)
         common = {"image": case.name, "source": case.source, "radius_px": case.radius_px,
                   "psnr_blurred": base["psnr"], "ssim_blurred": base["ssim"],

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.devices import autocast_context
-from core.models.base import Restorer
+from core.models.base import NetworkRestorer, Restorer
 from core.models.cyclegan import make_generator
 from core.models.registry import ModelEntry, Param, register
 from core.models.unet import UNet
@@ -66,8 +66,8 @@ __all__ = ["ARCH_PRESETS", "CARD_NOTES", "AMP", "cosine_alphas_cumprod", "ddim_t
            "ConditionalDDPM", "EMA", "DDPMRestorer", "build"]
 
 # "cpu": 1.87 M denoiser parameters + the 2.2 M predictor (COMI's U-Net generator, one pass);
-# 20 DDIM steps on a 512x512 ROI take ~55 s of one core with bf16 autocast (~84 s float32),
-# i.e. ~30 s on an idle 2-core CPU. "gpu": 43 M parameters, 4 levels, attention at the lowest level.
+# 20 DDIM steps on a 512x512 ROI in a 2048x2048 frame take 29.6 s on an idle 2-core CPU with
+# bf16 autocast (deblur bench --speed). "gpu": 43 M parameters, 4 levels, attention at the lowest level.
 PREDICTOR: dict = dict(kind="unet", ngf=16, n_down=4, residual=True)
 ARCH_PRESETS: dict[str, dict] = {
     "cpu": dict(dim=32, dim_mults=(1, 2, 4), num_res_blocks=1, attention=False, predictor=PREDICTOR),
@@ -208,11 +208,17 @@ class ConditionalDDPM(nn.Module):
         dev = generator.device if generator is not None else sharp.device
         t = torch.randint(0, self.timesteps, (n,), device=dev, generator=generator).to(sharp.device)
         noise = torch.randn(sharp.shape, device=dev, generator=generator).to(sharp.device, sharp.dtype)
-        out, target, base = self(sharp, blurred, t, noise)
-        loss = F.mse_loss(out.float(), target.float())
-        if self.predictor is not None:
-            loss = loss + predictor_weight * F.l1_loss(base.float(), sharp.float())
-        return loss
+        diffusion, predictor = self.loss_terms(*self(sharp, blurred, t, noise), sharp)
+        return diffusion + predictor_weight * predictor
+
+    def loss_terms(self, out: torch.Tensor, target: torch.Tensor, base: torch.Tensor,
+                   sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(diffusion MSE on v/eps, predictor L1 against the sharp image; 0 without a predictor)
+        from a `forward` pass, in float32."""
+        diffusion = F.mse_loss(out.float(), target.float())
+        if self.predictor is None:
+            return diffusion, torch.zeros((), device=out.device)
+        return diffusion, F.l1_loss(base.float(), sharp.float())
 
     # --- sampling
     def ddim_step(self, x_t: torch.Tensor, out: torch.Tensor, t: int, t_prev: int, eta: float = 0.0,
@@ -338,6 +344,9 @@ class DDPMRestorer(Restorer):
         self.margin = -(-(net.margin if margin is None else int(margin)) // f) * f
         # tiler passes (progress and cancel): the predictor's one, then one per DDIM step
         self.passes = len(ddim_timesteps(net.timesteps, self.steps)) + (net.predictor is not None)
+        self._predictor = None if net.predictor is None else NetworkRestorer(
+            net.predictor, "ddpm predictor", margin=self.margin, pad_multiple=2 ** net.predictor.n_down,
+            device=device, amp=amp, channels_last=self.channels_last)
 
     def _predict(self, tiles: torch.Tensor, t: int) -> torch.Tensor:
         """The tile function: U-Net output (eps or v) for a batch of (N, 2, h, w) tiles at step t."""
@@ -348,17 +357,10 @@ class DDPMRestorer(Restorer):
             out = self.net.unet(tiles, tt)
         return out.float().contiguous()
 
-    def _predict_base(self, tiles: torch.Tensor) -> torch.Tensor:
-        """The tile function of the predictor's single pass."""
-        if self.channels_last:
-            tiles = tiles.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast_context(self.device, self.amp):
-            out = self.net.base(tiles)
-        return out.float().contiguous()
-
     def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         blurred = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]       # (1, H, W)
-        base = blurred if self.net.predictor is None else tiler.map(self._predict_base, blurred)
+        # the predictor's single pass is a feed-forward generator run like COMI's
+        base = blurred if self._predictor is None else tiler.map(self._predictor.forward_tiles, blurred)
         cond = self.net.condition(blurred[None], base[None])[0]
         g = torch.Generator().manual_seed(int(seed))
         x_t = torch.randn(blurred.shape, generator=g)

@@ -20,7 +20,7 @@ from core.models.base import Restorer
 
 __all__ = ["Param", "ModelEntry", "register", "get_entry", "list_entries", "load_model",
            "default_model_name",
-           "read_card", "card_summary", "BUILTIN_MODULES"]
+           "read_card", "card_summary", "data_label", "BUILTIN_MODULES"]
 
 BUILTIN_MODULES = ["core.models.classical", "core.models.comi", "core.models.cyclegan",
                    "core.models.ddpm"]
@@ -165,6 +165,11 @@ def read_card(weights: str | Path) -> dict:
     return {}
 
 
+def data_label(data: str) -> str:
+    """Plain words for a card's training data ("synthetic" is our simulated specimens)."""
+    return "simulated specimens (no real images)" if data == "synthetic" else str(data)
+
+
 def card_summary(entry: ModelEntry) -> str:
     """One or two plain lines: what the model is and what its shipped weights were trained on."""
     if not entry.needs_weights:
@@ -176,8 +181,7 @@ def card_summary(entry: ModelEntry) -> str:
     val = card.get("validation", {})
     bits = [entry.summary.rstrip(".")]
     if train.get("data"):
-        data = "simulated specimens" if train["data"] == "synthetic" else train["data"]
-        bits.append(f"trained on {data}")
+        bits.append(f"trained on {data_label(train['data'])}")
     if train.get("steps"):
         minutes = f" ({train['wall_time_s'] / 60:.0f} min, {train.get('device', '?')})" \
             if train.get("wall_time_s") else ""

@@ -12,8 +12,9 @@ Shape (``ngf=16, n_down=3``): per level two 3x3 convolutions (LeakyReLU) in the 
 the decoder; stride-2 3x3 convolutions down; 1x1 convolution + nearest upsampling up, *added* to
 the skip (cheaper than concatenation, no checkerboard); a linear 3x3 head. Five levels
 (``n_down=4``) give a receptive radius of 108 px (measured = `receptive_radius`), enough for
-large ringed defocus PSFs (the simulator's blur radii reach 40 px), at ~30 k multiply-adds per
-pixel: the 2.2 M parameters sit mostly at the coarse levels, where they are cheap.
+large ringed defocus PSFs (the simulator's blur radii reach 40 px), at 35 k multiply-adds per
+pixel (torch's FlopCounterMode): the 2.2 M parameters sit mostly at the coarse levels, where they
+are cheap.
 Measured (benchmarks/generator_probe.py, 400 L1 steps): 19.51 dB from 18.43 dB blurred, as good
 as the DDPM's LayerNorm U-Net (19.53 dB) in 0.65x its time.
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.models.ddpm import ARCH_PRESETS, EMA, ConditionalDDPM
@@ -73,9 +72,7 @@ class DDPMSteps(ModelSteps):
         noise = torch.randn_like(sharp)
         with self.precision.autocast():
             out, target, base = self.net("ddpm")(sharp, blurred, t, noise)
-        diffusion = F.mse_loss(out.float(), target.float())
-        predictor = (F.l1_loss(base.float(), sharp.float()) if raw.predictor is not None
-                     else torch.zeros((), device=sharp.device))
+        diffusion, predictor = raw.loss_terms(out, target, base, sharp)
         loss = diffusion + self.predictor_weight * predictor
         self.precision.backward(loss)
         self.precision.clip_grad(opt, raw.parameters(), self.grad_clip)
