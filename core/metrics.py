@@ -103,12 +103,18 @@ def ssim(pred: Any, target: Any, data_range: float | None = None) -> float:
     return float(np.mean(vals))
 
 
-def sharpness(image: Any, mask: Any | None = None) -> float:
-    """No-reference sharpness: variance of the Laplacian over the mean intensity squared.
+#: Scale (px) of the Laplacian of Gaussian in `sharpness`: above pixel noise, below cell edges.
+SHARPNESS_SIGMA = 1.5
+
+
+def sharpness(image: Any, mask: Any | None = None, sigma: float = SHARPNESS_SIGMA) -> float:
+    """No-reference sharpness: variance of the Laplacian of Gaussian over the mean intensity squared.
 
     Dividing by the squared mean makes the score independent of exposure and bit depth, so a
     restored region can be compared with its own blurred input. Higher is sharper. Leading
-    dimensions are averaged plane by plane.
+    dimensions are averaged plane by plane. The Gaussian (`sigma` px) keeps pixel noise out of
+    the score: with a bare Laplacian, a restoration that removes noise scored *less* sharp than
+    its noisy input (nuclei sample, COMI: -80 %) though its edges were 3x steeper (+200 % here).
     """
     x = _as_float(image)
     if x.ndim < 2:
@@ -117,7 +123,8 @@ def sharpness(image: Any, mask: Any | None = None) -> float:
     m = None if mask is None else (_as_float(mask) > 0)
     scores = []
     for plane in planes:
-        lap = ndimage.laplace(plane, mode="reflect")
+        lap = (ndimage.gaussian_laplace(plane, sigma, mode="reflect") if sigma > 0
+               else ndimage.laplace(plane, mode="reflect"))
         vals, ref = (lap, plane) if m is None else (lap[m], plane[m])
         mean = float(np.abs(ref).mean()) if ref.size else 0.0
         scores.append(float(vals.var()) / (mean * mean + 1e-12))

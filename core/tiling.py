@@ -73,8 +73,8 @@ class Tiler:
 
     Parameters
     ----------
-    tile : largest core size of a tile in pixels (without halo); tiles are shrunk to share a
-        region evenly (`fitted_tile`).
+    tile : size of the pieces a region is cut into (without halo or overlap); each piece is
+        grown by the overlap it shares with its neighbours (`fitted_tile`).
     overlap : overlap between neighbouring cores, blended with a raised cosine.
     margin : halo of context given to the model around each core and cropped afterwards.
     device : where the tile batches are sent.
@@ -110,14 +110,17 @@ class Tiler:
         return -(-int(shape[0]) // a) * a, -(-int(shape[1]) // a) * a
 
     def fitted_tile(self, length: int) -> int:
-        """The tile size actually used along an axis of `length` px: at most `tile`.
+        """The tile core actually used along an axis of `length` px.
 
-        As few tiles as `tile` and `overlap` allow, shrunk to share the length evenly, so a
-        region just larger than a tile does not pay for a mostly redundant extra tile.
+        The axis is cut into ceil(length / tile) pieces of equal size, each grown by the overlap
+        it shares with its neighbours, so a core is at most `tile + overlap` px. A 2048 px frame
+        with 1024 px tiles is 2 tiles of 1040, not 3 of 704 (1.5x the pixels through the model
+        once halos are added); a region just larger than a tile is shared evenly instead of
+        paying for a mostly redundant extra tile.
         """
         if length <= self.tile:
             return length
-        n = math.ceil((length - self.overlap) / (self.tile - self.overlap))
+        n = math.ceil(length / self.tile)
         t = math.ceil((length + (n - 1) * self.overlap) / n)
         return min(length, -(-t // self.align) * self.align)
 

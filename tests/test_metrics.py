@@ -66,6 +66,18 @@ def test_more_blur_scores_worse(rng: np.random.Generator) -> None:
     assert sharpness(t * 1000.0) == pytest.approx(sharpness(t), rel=1e-6)
 
 
+def test_removing_noise_from_a_blurred_region_does_not_score_it_less_sharp(
+        rng: np.random.Generator) -> None:
+    """The compare view's sharpness must not reward pixel noise: a restoration that denoises a
+    blurred region and steepens its edges reads as sharper, not blurrier."""
+    t = ndimage.gaussian_filter(_texture(rng, 128), 1.5)
+    blurred = ndimage.gaussian_filter(t, 3.0)
+    noisy = blurred + rng.normal(0, 0.03, blurred.shape)
+    restored = ndimage.gaussian_filter(t, 1.5)         # clean, halfway back to the original
+    assert sharpness(restored) > sharpness(noisy) > 0
+    assert sharpness(t) > sharpness(restored)
+
+
 def test_batch_metrics_shows_gain(rng: np.random.Generator) -> None:
     sharp = np.stack([_texture(rng)[None] for _ in range(3)])
     blurred = np.stack([ndimage.gaussian_filter(s, (0, 2, 2)) for s in sharp])

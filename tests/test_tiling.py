@@ -68,6 +68,15 @@ def test_tiles_shrink_to_share_a_region_evenly():
     """A 560 px region with 256 px tiles: 3 tiles of 208 px, not 3 of 256 mostly overlapping."""
     t = Tiler(tile=256, overlap=32, margin=24, align=4)
     assert t.fitted_tile(560) == 208
-    assert t.fitted_tile(2048) == 256 and t.fitted_tile(100) == 100
+    assert t.fitted_tile(100) == 100
+    # 2048 px = 8 pieces of 256, each grown by its share of the overlap (284 = 2048 + 7 x 32, / 8)
+    assert t.fitted_tile(2048) == 284 and t.n_tiles((2048, 2048)) == 64
     cores = t.grid((560, 560))
     assert len(cores) == 9 and all(c[1] - c[0] == 208 and c[0] % 4 == 0 for c in cores)
+
+
+def test_a_camera_frame_with_default_tiles_is_four_tiles():
+    """2048x2048 with 1024 px tiles: 2x2 tiles of 1040 px, not 3x3 of 704 px (halos alone made
+    those 1.5x the pixels of a whole-frame pass)."""
+    t = Tiler(margin=56, align=16)
+    assert t.n_tiles((2048, 2048)) == 4 and t.fitted_tile(2048) == 1040
