@@ -99,6 +99,22 @@ def test_train_export_and_reexport(tmp_path: Path, capsys) -> None:
     card = json.loads((run / "comi.json").read_text())
     assert card["training"]["steps"] == 8 and len(card["training"]["resumed_with"]) == 1
 
+    # fine-tuning: a new run starts from the exported weights (same architecture only)
+    weights = run / "comi.safetensors"
+    rc, err = _run_main(["--model", "comi", "--data", "synthetic", "--out", str(tmp_path / "wide"),
+                         "--init", str(weights), "-q"], capsys)
+    assert rc == 2 and "comi.safetensors" in err and "ngf 8 (here: 16)" in err, err
+    assert not (tmp_path / "wide" / "checkpoints").exists()
+    tuned = tmp_path / "tuned"
+    rc, err = _run_main(["--model", "comi", "--data", "synthetic", "--out", str(tuned),
+                         "--config", "tiny", "--steps", "2", "--init", str(weights), "-q"], capsys)
+    assert rc == 0, err
+    card = json.loads((tuned / "comi.json").read_text())
+    assert card["training"]["config"]["train"]["init"] == str(weights)
+    # the card tells the whole chain: what the starting file was trained on, how long
+    assert card["training"]["started_from"]["file"] == str(weights)
+    assert card["training"]["started_from"]["training"]["steps"] == 8
+
 
 # ----------------------------------------------------------------------------- kill and resume
 

@@ -321,6 +321,26 @@ def test_ddpm_predictor_starts_from_a_generator_weights_file(tmp_path: Path) -> 
         build_steps("ddpm", cfg, CPU, Precision(CPU, False))
 
 
+@pytest.mark.parametrize("model", ["comi", "cyclegan", "ddpm"])
+def test_fine_tuning_starts_from_a_weights_file(model: str, tmp_path: Path) -> None:
+    """--init loads a trained model's weights into the network that gets exported (and the
+    DDPM's EMA copy), so fine-tuning on your images starts from the shipped model."""
+    from core.models.weights import make_card, save_weights
+
+    cfg = tiny_cfg(model)
+    trained = build_steps(model, cfg, CPU, Precision(CPU, False))
+    net, _ = trained.export_network()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))               # "trained": unlike a fresh initialisation
+    path = save_weights(tmp_path / f"{model}.safetensors", net.state_dict(), make_card(model, net))
+    fresh = build_steps(model, cfg, CPU, Precision(CPU, False))
+    card = fresh.init_from(str(path))
+    assert card["model"] == model
+    for target in fresh.init_targets():
+        assert all(torch.equal(v, target.state_dict()[k]) for k, v in net.state_dict().items())
+
+
 @pytest.mark.parametrize("model", ["comi", "cyclegan"])
 def test_one_freak_batch_cannot_flood_the_optimiser(model: str) -> None:
     """A batch with values in the thousands (a sparse field after percentile normalisation) once

@@ -188,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file or shipped config name (tiny, comi_gpu, ...) "
                    "layered over the model's defaults")
     p.add_argument("--steps", type=int, help="total optimisation steps (on --resume: the new total)")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start from a trained weights file (e.g. resources/weights/comi.safetensors) "
+                        "to fine-tune it on your images; same network architecture")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN from its newest readable checkpoint")
     p.add_argument("--export-only", action="store_true",
@@ -217,7 +220,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "train": {"steps": args.steps, "batch_size": args.batch_size, "patch": args.patch,
                   "seed": args.seed, "num_workers": args.workers, "amp": args.amp,
                   "val_every": args.val_every, "checkpoint_every": args.checkpoint_every,
-                  "keep_checkpoints": args.keep},
+                  "keep_checkpoints": args.keep, "init": args.init},
         "data": data,
     }
 
@@ -348,7 +351,8 @@ def _export_only(args: argparse.Namespace, run: Path) -> int:
         cfg=cfg, commands=info.get("commands", []), wall_time_s=float(state.get("elapsed_s", 0)),
         trained_steps=step, validation=dict(state.get("validation", {})),
         device=info.get("device", "unknown"), world_size=int(state.get("world_size", 1)),
-        validation_step=state.get("validation_step"), degradation=info.get("degradation")))
+        validation_step=state.get("validation_step"), degradation=info.get("degradation"),
+        started_from=info.get("started_from")))
     if not args.quiet:
         print(f"exported {path} (step {step})", file=sys.stderr)
     return 0
@@ -397,12 +401,24 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from training.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
     steps = _build_steps(cfg, device)
+    record = _run_info(run_dir)
+    init = str(cfg["train"].get("init", "") or "")
+    if init and not (args.resume and has_ckpt):     # on resume the checkpoint has the weights
+        from core.models.weights import WeightsError
+        try:
+            init_card = steps.init_from(init)
+        except WeightsError as exc:
+            raise UsageError(f"--init: {exc}") from None
+        record["started_from"] = {"file": init, "model": init_card.get("model"),
+                                  "training": init_card.get("training", {}),
+                                  "validation": init_card.get("validation", {})}
+        if info.is_main and not args.quiet:
+            print(f"{PROG}: starting from the weights in {init}", file=sys.stderr)
     degradation = _degradation(cfg)
     train_ds, val_ds, val_paired = _datasets(cfg, steps.paired, degradation)
     if cfg["data"].get("blurred"):
         degradation = None              # real blurred images: nothing was simulated
 
-    record = _run_info(run_dir)
     commands = list(record.get("commands", [])) + [_command(argv)]
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -432,7 +448,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             cfg=cfg, commands=commands, wall_time_s=result.wall_time_s,
             trained_steps=result.steps, validation=result.validation, device=str(device),
             degradation=degradation, world_size=info.world_size, steps_per_s=result.steps_per_s,
-            validation_step=result.steps))
+            validation_step=result.steps, started_from=record.get("started_from")))
         if not args.quiet:
             v = result.validation
             gain = (f"; validation PSNR {v['psnr_blurred']:.2f} -> {v['psnr']:.2f} dB"

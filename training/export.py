@@ -42,8 +42,14 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
                commands: list[str], wall_time_s: float, trained_steps: int,
                validation: dict[str, float], device: str, degradation: Any = None,
                world_size: int = 1, steps_per_s: float | None = None,
-               validation_step: int | None = None) -> dict[str, Any]:
-    """The model card (DESIGN §2): architecture, normalisation, training, validation, notes."""
+               validation_step: int | None = None,
+               started_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model card (DESIGN §2): architecture, normalisation, training, validation, notes.
+
+    `started_from` (a fine-tuned run, ``--init``): the file it started from and that file's own
+    training record, captured when the run began (the file may be replaced since), so the card
+    tells the whole chain of training.
+    """
     from core.models.weights import make_card
 
     data = cfg.get("data", {})
@@ -68,6 +74,8 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
         "seed": t.get("seed"),
         "config": _jsonable(cfg),
     }
+    if started_from:
+        training["started_from"] = _jsonable(started_from)
     val: dict[str, Any] = {k: float(f"{float(v):.6g}") for k, v in validation.items()}
     if not val:
         val["note"] = "not validated (exported from a checkpoint taken before any validation)"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -31,7 +32,7 @@ from torch import nn
 
 from core.devices import autocast_context
 
-__all__ = ["Precision", "ModelSteps", "STEPS", "build_steps", "model_names", "lr_lambda"]
+__all__ = ["Precision", "ModelSteps", "STEPS", "build_steps", "model_names", "lr_lambda", "load_weights_into"]
 
 
 class Precision:
@@ -78,6 +79,28 @@ class Precision:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and state:
             self.scaler.load_state_dict(state)
+
+
+def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
+    """Load a weights file into each of `nets`; returns its card.
+
+    The file's network must be the one built here, architecture and all (the card's
+    constructor kwargs, not only the tensor shapes): a WeightsError names the file and every
+    setting that differs.
+    """
+    from core.models.weights import WeightsError, load_network
+
+    src, card = load_network(path)
+    for net in nets:
+        want, have = dict(getattr(net, "config", {})), dict(getattr(src, "config", {}))
+        if type(src) is not type(net) or want != have:
+            diff = ", ".join(f"{k} {have.get(k)!r} (here: {want.get(k)!r})"
+                             for k in sorted(set(want) | set(have)) if want.get(k) != have.get(k))
+            raise WeightsError(f"weights file {path} holds a {type(src).__name__} that differs from "
+                               f"the {type(net).__name__} trained here: "
+                               f"{diff or 'another network type'}; set [model] to match it")
+        net.load_state_dict(src.state_dict())
+    return card
 
 
 def lr_lambda(total_steps: int, *, warmup: int = 0, decay: str = "none",
@@ -212,6 +235,16 @@ class ModelSteps(ABC):
         net, notes = self.export_network()
         return ({k: v.detach().cpu() for k, v in net.state_dict().items()}, dict(net.config),
                 notes)
+
+    def init_targets(self) -> list[nn.Module]:
+        """The modules a ``[train] init`` weights file is loaded into: the exported network."""
+        return [self.export_network()[0]]
+
+    def init_from(self, path: str) -> dict:
+        """Start from a trained model's weights file (fine-tuning, e.g. the shipped COMI on your
+        own images); returns the file's card. Optimisers start fresh; a checkpoint on --resume
+        overrides this."""
+        return load_weights_into(self.init_targets(), path)
 
     def extra_state(self) -> dict[str, Any]:
         """Non-module state that resume must restore (image pools, counters); tensors/ints only."""

@@ -22,8 +22,7 @@ import torch
 from torch import nn
 
 from core.models.ddpm import ARCH_PRESETS, EMA, ConditionalDDPM
-from core.models.weights import check_state_dict, load_network
-from training.steps import ModelSteps, Precision
+from training.steps import ModelSteps, Precision, load_weights_into
 
 __all__ = ["DDPMSteps"]
 
@@ -59,9 +58,7 @@ class DDPMSteps(ModelSteps):
         good regression still misses. A checkpoint on resume overrides this, as it should."""
         if net.predictor is None:
             raise ValueError("[diffusion] predictor_init needs a model with a predictor")
-        src, _ = load_network(path)
-        check_state_dict(net.predictor, src.state_dict(), path)
-        net.predictor.load_state_dict(src.state_dict())
+        load_weights_into([net.predictor], path)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         raw: ConditionalDDPM = self.modules["ddpm"]  # type: ignore[assignment]
@@ -87,6 +84,10 @@ class DDPMSteps(ModelSteps):
 
     def export_network(self) -> tuple[nn.Module, str]:
         return self.ema.model, ""
+
+    def init_targets(self) -> list[nn.Module]:
+        """A weights file starts both the trained network and its EMA copy."""
+        return [self.modules["ddpm"], self.ema.model]
 
     def extra_state(self) -> dict[str, Any]:
         return {"ema_updates": int(self.ema.num_updates), "ema_decay": float(self.ema.decay)}
