@@ -116,6 +116,32 @@ def test_train_export_and_reexport(tmp_path: Path, capsys) -> None:
     assert card["training"]["started_from"]["training"]["steps"] == 8
 
 
+def test_export_averages_the_newest_checkpoints(tmp_path: Path, capsys) -> None:
+    """--export-only --average K writes the mean of the exported network over the newest K
+    checkpoints, and the card says which steps went into it."""
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    rc, err = _run_main(["--model", "cyclegan", "--data", "synthetic", "--out", str(run),
+                         "--config", "tiny", "--steps", "6", "--checkpoint-every", "2",
+                         "--keep", "5", "-q"], capsys)
+    assert rc == 0, err
+    states = [torch.load(p, weights_only=True)["steps"]["modules"]["g_deblur"]
+              for _, p in list_checkpoints(run)]
+    assert len(states) == 3
+    rc, err = _run_main(["--out", str(run), "--export-only", "--average", "3", "-q"], capsys)
+    assert rc == 0, err
+    exported = load_file(str(run / "cyclegan.safetensors"))
+    for k, v in exported.items():
+        mean = sum(s[k].double() for s in states) / 3
+        assert torch.allclose(v.double(), mean, atol=1e-6), k
+    assert not torch.equal(exported[k], states[-1][k])
+    card = json.loads((run / "cyclegan.json").read_text())
+    assert card["training"]["averaged_steps"] == [2, 4, 6]
+    rc, err = _run_main(["--out", str(run), "--export-only", "--average", "4", "-q"], capsys)
+    assert rc == 2 and "only 3 readable checkpoint" in err
+
+
 # ----------------------------------------------------------------------------- kill and resume
 
 def _spawn(argv: list[str]) -> subprocess.Popen:

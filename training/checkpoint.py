@@ -24,7 +24,7 @@ import torch
 
 from core.io import atomic_write
 
-__all__ = ["checkpoint_path", "list_checkpoints", "save_checkpoint", "load_latest",
+__all__ = ["checkpoint_path", "list_checkpoints", "save_checkpoint", "load_latest", "load_newest",
            "prune_checkpoints", "rng_state", "set_rng_state", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoints"
@@ -92,14 +92,17 @@ def prune_checkpoints(run: Path, keep: int) -> None:
             p.unlink(missing_ok=True)
 
 
-def load_latest(run: Path, map_location: str | torch.device = "cpu",
-                ) -> tuple[int, dict[str, Any]] | None:
-    """The newest checkpoint that loads, as (step, state); None if the run has none.
+def load_newest(run: Path, count: int = 1, map_location: str | torch.device = "cpu",
+                ) -> list[tuple[int, dict[str, Any]]]:
+    """The newest `count` checkpoints that load, oldest first, as (step, state) pairs.
 
     Unreadable files (truncated by a kill mid-copy, zero bytes after a full disk) are skipped
-    with a warning naming them, falling back to the previous checkpoint.
+    with a warning naming them, falling back to older checkpoints.
     """
+    found: list[tuple[int, dict[str, Any]]] = []
     for step, path in reversed(list_checkpoints(run)):
+        if len(found) >= count:
+            break
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
             if not isinstance(state, dict) or "step" not in state:
@@ -108,8 +111,15 @@ def load_latest(run: Path, map_location: str | torch.device = "cpu",
             warnings.warn(f"skipping unreadable checkpoint {path}: {type(exc).__name__}: {exc}",
                           RuntimeWarning, stacklevel=2)
             continue
-        return step, state
-    return None
+        found.append((step, state))
+    return found[::-1]
+
+
+def load_latest(run: Path, map_location: str | torch.device = "cpu",
+                ) -> tuple[int, dict[str, Any]] | None:
+    """The newest checkpoint that loads, as (step, state); None if the run has none."""
+    found = load_newest(run, 1, map_location)
+    return found[0] if found else None
 
 
 def rng_state() -> dict[str, Any]:

@@ -195,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue RUN from its newest readable checkpoint")
     p.add_argument("--export-only", action="store_true",
                    help="only write RUN/<model>.safetensors + card from the newest checkpoint")
+    p.add_argument("--average", type=int, default=1, metavar="K",
+                   help="with --export-only: export the mean of the weights of the newest K "
+                        "checkpoints (steadier than any single one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--batch-size", type=int, help="patches per step (per process under torchrun)")
     p.add_argument("--patch", type=int, help="patch size in pixels")
@@ -333,28 +336,35 @@ def _run_info(run: Path) -> dict[str, Any]:
 
 
 def _export_only(args: argparse.Namespace, run: Path) -> int:
-    from training.checkpoint import load_latest
+    from training.checkpoint import load_newest
     from training.export import export_run
 
-    found = load_latest(run)
-    if found is None:
+    if args.average < 1:
+        raise UsageError(f"--average must be at least 1, got {args.average}")
+    found = load_newest(run, args.average)
+    if not found:
         raise UsageError(f"{run} has no readable checkpoint to export")
-    step, state = found
+    if len(found) < args.average:
+        raise UsageError(f"--average {args.average}: {run} has only {len(found)} readable "
+                         "checkpoint(s)")
+    step, state = found[-1]
     cfg = state["config"]
     if args.model and args.model != cfg["model_name"]:
         raise UsageError(f"{run} holds a {cfg['model_name']} run, not {args.model}")
     device = torch.device("cpu")
     steps = _build_steps(cfg, device)
-    steps.load_state_dict(state["steps"])
+    steps.load_averaged([s["steps"] for _, s in found])
     info = _run_info(run)
     path = export_run(steps, run, dict(
         cfg=cfg, commands=info.get("commands", []), wall_time_s=float(state.get("elapsed_s", 0)),
         trained_steps=step, validation=dict(state.get("validation", {})),
         device=info.get("device", "unknown"), world_size=int(state.get("world_size", 1)),
         validation_step=state.get("validation_step"), degradation=info.get("degradation"),
-        started_from=info.get("started_from")))
+        started_from=info.get("started_from"), averaged_steps=[s for s, _ in found]))
     if not args.quiet:
-        print(f"exported {path} (step {step})", file=sys.stderr)
+        what = (f"mean of steps {', '.join(str(s) for s, _ in found)}" if len(found) > 1
+                else f"step {step}")
+        print(f"exported {path} ({what})", file=sys.stderr)
     return 0
 
 

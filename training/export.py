@@ -43,12 +43,14 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
                validation: dict[str, float], device: str, degradation: Any = None,
                world_size: int = 1, steps_per_s: float | None = None,
                validation_step: int | None = None,
-               started_from: dict[str, Any] | None = None) -> dict[str, Any]:
+               started_from: dict[str, Any] | None = None,
+               averaged_steps: list[int] | None = None) -> dict[str, Any]:
     """The model card (DESIGN §2): architecture, normalisation, training, validation, notes.
 
     `started_from` (a fine-tuned run, ``--init``): the file it started from and that file's own
     training record, captured when the run began (the file may be replaced since), so the card
-    tells the whole chain of training.
+    tells the whole chain of training. `averaged_steps`: the weights are the mean over the
+    checkpoints of these steps (``--export-only --average K``).
     """
     from core.models.weights import make_card
 
@@ -76,6 +78,8 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
     }
     if started_from:
         training["started_from"] = _jsonable(started_from)
+    if averaged_steps and len(averaged_steps) > 1:
+        training["averaged_steps"] = [int(s) for s in averaged_steps]
     val: dict[str, Any] = {k: float(f"{float(v):.6g}") for k, v in validation.items()}
     if not val:
         val["note"] = "not validated (exported from a checkpoint taken before any validation)"
@@ -84,6 +88,9 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
     val["items"] = int(t.get("val_items", 0))
     if validation_step is not None:
         val["step"] = int(validation_step)
+    if averaged_steps and len(averaged_steps) > 1 and "note" not in val:
+        val["note"] = (f"measured on the checkpoint of step {val.get('step', trained_steps)} "
+                       "alone, before averaging")
     normalisation = {"kind": "percentile", "p_low": 1.0, "p_high": 99.8, "per": "plane",
                      "reference": "the blurred input (as the engine does at inference)"}
     return make_card(steps.name, net, normalisation=normalisation, training=training,
