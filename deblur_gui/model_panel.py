@@ -34,7 +34,7 @@ _GUESS = {
 
 def describe_card(card: dict) -> list[str]:
     """Plain lines from a model card: what it was trained on, how long, how well."""
-    from core.models.registry import data_label
+    from core.models.registry import data_label, training_totals
 
     lines = []
     train = card.get("training") or {}
@@ -42,10 +42,11 @@ def describe_card(card: dict) -> list[str]:
     if train.get("data"):
         lines.append(f"Trained on: {data_label(train['data'])}")
     bits = []
-    if train.get("steps"):
-        bits.append(f"{train['steps']} steps")
-    if train.get("wall_time_s"):
-        bits.append(f"{float(train['wall_time_s']) / 3600:.1f} h")
+    steps, seconds, runs = training_totals(card)
+    if steps:
+        bits.append(f"{steps} steps" + (f" in {runs} runs" if runs > 1 else ""))
+    if seconds:
+        bits.append(f"{seconds / 3600:.1f} h")
     if train.get("device"):
         bits.append(f"on {train['device']}")
     if bits:

@@ -135,7 +135,10 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     from core.models.weights import make_card, save_weights
 
     net = make_generator(kind="unet", ngf=4, n_down=1)
-    card = make_card("comi", net, training={"data": "simulated specimens", "steps": 6800},
+    stage1 = {"data": "synthetic", "steps": 6800, "wall_time_s": 4380.0}
+    card = make_card("comi", net, training={"data": "simulated specimens", "steps": 4000,
+                                            "wall_time_s": 2880.0, "device": "cpu",
+                                            "started_from": {"training": stage1}},
                      bench={"gain_db": 3.21, "gain_over_rl_true_psf_db": 1.62, "images": 10})
     path = save_weights(tmp_path / "comi.safetensors", net.state_dict(), card)
     entry = registry.get_entry("comi")
@@ -143,5 +146,7 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     block = out[out.index("comi"):].split("\n\n")[0]
-    assert "trained on simulated specimens" in block and "6800 steps" in block
+    assert "trained on simulated specimens" in block
+    # a fine-tuned model counts the training it started from too
+    assert "10800 steps (121 min, cpu) in 2 runs" in block
     assert "+3.2 dB inside blurred regions" in block and "+1.6 dB vs. deconvolution" in block

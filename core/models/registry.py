@@ -170,6 +170,19 @@ def data_label(data: str) -> str:
     return "simulated specimens (no real images)" if data == "synthetic" else str(data)
 
 
+def training_totals(card: dict) -> tuple[int, float, int]:
+    """(steps, wall-time seconds, runs) of a card's training, summed over its ``started_from``
+    chain: a fine-tuned model's own run is only the last part of what it took."""
+    steps, seconds, runs = 0, 0.0, 0
+    train = card.get("training") or {}
+    while train:
+        steps += int(train.get("steps") or 0)
+        seconds += float(train.get("wall_time_s") or 0.0)
+        runs += 1
+        train = (train.get("started_from") or {}).get("training") or {}
+    return steps, seconds, runs
+
+
 def card_summary(entry: ModelEntry) -> str:
     """One or two plain lines: what the model is and what its shipped weights were trained on."""
     if not entry.needs_weights:
@@ -182,10 +195,10 @@ def card_summary(entry: ModelEntry) -> str:
     bits = [entry.summary.rstrip(".")]
     if train.get("data"):
         bits.append(f"trained on {data_label(train['data'])}")
-    if train.get("steps"):
-        minutes = f" ({train['wall_time_s'] / 60:.0f} min, {train.get('device', '?')})" \
-            if train.get("wall_time_s") else ""
-        bits.append(f"{train['steps']} steps{minutes}")
+    steps, seconds, runs = training_totals(card)
+    if steps:
+        minutes = f" ({seconds / 60:.0f} min, {train.get('device', '?')})" if seconds else ""
+        bits.append(f"{steps} steps{minutes}" + (f" in {runs} runs" if runs > 1 else ""))
     if val.get("psnr") is not None and val.get("psnr_blurred") is not None:
         bits.append(f"validation PSNR {val['psnr_blurred']:.1f} -> {val['psnr']:.1f} dB")
     bench = card.get("bench", {})

@@ -232,3 +232,11 @@ def test_the_shipped_comi_is_chosen_and_its_card_says_what_it_was_trained_on_and
     assert window.state.model_name == "comi"
     text = window.model_panel.card.text()
     assert "simulated specimens" in text and "held-out test images" in text and "dB" in text
+
+
+def test_a_fine_tuned_cards_training_counts_every_run():
+    from deblur_gui.model_panel import describe_card
+
+    card = {"training": {"data": "synthetic", "steps": 4000, "wall_time_s": 2880.0, "device": "cpu",
+                         "started_from": {"training": {"steps": 6800, "wall_time_s": 4380.0}}}}
+    assert "Training: 10800 steps in 2 runs, 2.0 h, on cpu" in describe_card(card)
