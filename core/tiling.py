@@ -89,7 +89,8 @@ class Tiler:
 
     def __init__(self, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, margin: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 1,
-                 on_batch: Callable[[int], None] | None = None, align: int = 1) -> None:
+                 on_batch: Callable[[int], None] | None = None, align: int = 1,
+                 context: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
         if tile < 8:
             raise ValueError(f"tile size must be at least 8 pixels, got {tile}")
         if overlap < 0 or overlap >= tile:
@@ -103,6 +104,28 @@ class Tiler:
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.on_batch = on_batch
+        if any(int(c) < 0 for c in context):
+            raise ValueError(f"context must be >= 0 on every side, got {context}")
+        self.context = tuple(int(c) for c in context)
+
+    def with_context(self, context: tuple[int, int, int, int]) -> "Tiler":
+        """The same tiler for a region that carries (top, bottom, left, right) px of real
+        surrounding pixels whose output is not wanted (the ROI's neighbourhood): tiles cover only
+        the inner part and read their halos from those pixels instead of mirroring, so a ROI
+        does not pay for a second halo around the context it already has."""
+        t = Tiler.__new__(Tiler)
+        t.__dict__.update(self.__dict__)
+        if any(int(c) < 0 for c in context):
+            raise ValueError(f"context must be >= 0 on every side, got {context}")
+        t.context = tuple(int(c) for c in context)
+        return t
+
+    def _inner_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        top, bottom, left, right = self.context
+        h, w = int(shape[0]) - top - bottom, int(shape[1]) - left - right
+        if h < 1 or w < 1:
+            raise ValueError(f"context {self.context} leaves nothing of a {shape} region")
+        return h, w
 
     def padded_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """The region's shape rounded up to the alignment grid."""
@@ -133,7 +156,8 @@ class Tiler:
                 for x in tile_starts(w, tw, self.overlap, self.align)]
 
     def n_tiles(self, shape: tuple[int, int]) -> int:
-        return len(self.grid(shape))
+        """Tiles for a region of `shape` (its inner part, without the context)."""
+        return len(self.grid(self._inner_shape(shape)))
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Run `fn` on every tile of `x` (C, H, W) and return the blended (C', H, W) float32 result."""
@@ -141,11 +165,10 @@ class Tiler:
         if x.ndim != 3:
             raise ValueError(f"Tiler.map expects a (C, H, W) region, got shape {tuple(x.shape)}")
         x = x.detach().to("cpu", torch.float32)
-        h0, w0 = x.shape[-2:]
+        full_h, full_w = x.shape[-2:]
+        top, _, left, _ = self.context
+        h0, w0 = self._inner_shape((full_h, full_w))
         h, w = self.padded_shape((h0, w0))
-        if (h, w) != (h0, w0):
-            x = x.index_select(1, torch.from_numpy(_reflect_index(0, h, h0)))
-            x = x.index_select(2, torch.from_numpy(_reflect_index(0, w, w0)))
         m = self.margin
         cores = self.grid((h, w))
         th, tw = cores[0][1] - cores[0][0], cores[0][3] - cores[0][2]
@@ -164,8 +187,10 @@ class Tiler:
             chunk = cores[b:b + self.batch_size]
             tiles = []
             for y0, y1, x0, x1 in chunk:
-                ys = torch.from_numpy(_reflect_index(y0 - m, y1 + m, h))
-                xs = torch.from_numpy(_reflect_index(x0 - m, x1 + m, w))
+                # halos (and the alignment padding) read the region's own pixels where it has
+                # them, mirrored only beyond its edge
+                ys = torch.from_numpy(_reflect_index(top + y0 - m, top + y1 + m, full_h))
+                xs = torch.from_numpy(_reflect_index(left + x0 - m, left + x1 + m, full_w))
                 tiles.append(x.index_select(1, ys).index_select(2, xs))
             batch = torch.stack(tiles).to(self.device, non_blocking=True)
             with torch.inference_mode():
@@ -186,4 +211,11 @@ class Tiler:
         assert out is not None
         out /= torch.from_numpy(sum_y.astype(np.float32))[:, None]
         out /= torch.from_numpy(sum_x.astype(np.float32))[None, :]
-        return out[:, :h0, :w0].contiguous() if (h, w) != (h0, w0) else out
+        out = out[:, :h0, :w0].contiguous() if (h, w) != (h0, w0) else out
+        if (h0, w0) == (full_h, full_w):
+            return out
+        # the context keeps its input values (its output is not wanted; the same channels or 0)
+        full = (x.clone() if x.shape[0] == out.shape[0]
+                else torch.zeros((out.shape[0], full_h, full_w), dtype=torch.float32))
+        full[:, top:top + h0, left:left + w0] = out
+        return full

@@ -58,6 +58,22 @@ def test_only_tiles_near_the_roi_are_computed(rng):
     assert counts[-1] <= 4 < full[-1]
 
 
+def test_a_roi_is_computed_once_with_one_halo_of_real_pixels(rng):
+    """The model sees the ROI plus its margin of real neighbouring pixels, once: not a second,
+    mirrored halo around that context (a 512 px ROI cost a 752 px tile, now 640). Inside the
+    ROI the result equals the whole-frame pass (the receptive field fits in the margin)."""
+    img = _field(rng, (300, 300), np.float32)
+    model = _sharpen_model(margin=8)
+    shapes = []
+    fn = model.forward_tiles
+    model.forward_tiles = lambda batch: (shapes.append(tuple(batch.shape[-2:])), fn(batch))[1]
+    rois = RoiSet([Rect(100, 120, 60, 40)], feather=0)
+    out = restore(img, model, rois, tile=1024)
+    assert shapes == [(40 + 2 * 8, 60 + 2 * 8)]
+    whole = restore(img, _sharpen_model(margin=8), None, tile=1024)
+    assert np.abs(out[120:160, 100:160] - whole[120:160, 100:160]).max() <= 1e-5 * np.abs(whole).max()
+
+
 def test_distant_rois_are_separate_regions():
     mask = np.zeros((500, 500), np.float32)
     mask[10:40, 10:40] = 1
