@@ -89,8 +89,7 @@ class Tiler:
 
     def __init__(self, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, margin: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 1,
-                 on_batch: Callable[[int], None] | None = None, align: int = 1,
-                 context: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
+                 on_batch: Callable[[int], None] | None = None, align: int = 1) -> None:
         if tile < 8:
             raise ValueError(f"tile size must be at least 8 pixels, got {tile}")
         if overlap < 0 or overlap >= tile:
@@ -104,9 +103,7 @@ class Tiler:
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.on_batch = on_batch
-        if any(int(c) < 0 for c in context):
-            raise ValueError(f"context must be >= 0 on every side, got {context}")
-        self.context = tuple(int(c) for c in context)
+        self.context: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def with_context(self, context: tuple[int, int, int, int]) -> "Tiler":
         """The same tiler for a region that carries (top, bottom, left, right) px of real

@@ -57,6 +57,8 @@ def test_bad_inputs_exit_2(tmp_path: Path, capsys) -> None:
         "run exists": ["--model", "ddpm", "--data", "synthetic", "--out", str(occupied)],
         "nothing to export": ["--out", out, "--export-only"],
         "bad device": ["--model", "ddpm", "--data", "synthetic", "--out", out, "--device", "tpu"],
+        "average without export": ["--model", "comi", "--data", "synthetic", "--out", out,
+                                   "--average", "3"],
     }
     for name, argv in cases.items():
         rc, err = _run_main(argv, capsys)

@@ -373,6 +373,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from training.checkpoint import list_checkpoints, load_latest
 
     run_dir = Path(args.out)
+    if args.average != 1 and not args.export_only:
+        raise UsageError("--average applies to --export-only (export the mean of the newest "
+                         "checkpoints of a run)")
     if args.export_only:
         return _export_only(args, run_dir)
 
