@@ -358,3 +358,16 @@ def test_one_freak_batch_cannot_flood_the_optimiser(model: str) -> None:
     for opt in steps.optimizers.values():
         v = [s["exp_avg_sq"].max() for s in opt.state.values() if "exp_avg_sq" in s]
         assert v and max(float(x) for x in v) <= 25.0
+
+
+def test_comi_card_says_which_losses_the_run_used() -> None:
+    """A run that never left the content-only warm start must not be carded as adversarially
+    trained; one that did says when the full losses began."""
+    cfg = tiny_cfg("comi")
+    steps_total = cfg["train"]["steps"]
+    cfg["loss"]["warm_start_steps"] = steps_total
+    note = build_steps("comi", cfg, CPU, Precision(CPU, False)).export_network()[1]
+    assert "content terms only" in note and "then with all" not in note
+    cfg["loss"]["warm_start_steps"] = 1
+    note = build_steps("comi", cfg, CPU, Precision(CPU, False)).export_network()[1]
+    assert "first 1 steps" in note and "all the COMI losses" in note

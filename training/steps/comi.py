@@ -83,4 +83,15 @@ class ComiSteps(GanSteps):
             }
 
     def export_network(self) -> tuple[nn.Module, str]:
-        return self.modules["g_deblur"], ""
+        """The generator, and a note on which losses this run used (the card must not claim
+        adversarial training for a run that had none)."""
+        total = int(self.cfg.get("train", {}).get("steps", 0))
+        if self.warm_steps >= total > 0:
+            note = (f"This run trained the generator on the content terms only (L1 + the "
+                    f"structure terms; warm_start_steps {self.warm_steps} >= its {total} steps).")
+        elif self.warm_steps > 0:
+            note = (f"This run trained the generator on the content terms only for its first "
+                    f"{self.warm_steps} steps, then with all the COMI losses.")
+        else:
+            note = ""
+        return self.modules["g_deblur"], note
