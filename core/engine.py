@@ -100,8 +100,6 @@ def _region_tiler(tiler: Tiler, region_mask: np.ndarray, passes: int) -> Tiler:
     """
     if passes != 1:
         return tiler
-    from core.roi import bounding_rows
-
     (y0, y1), (x0, x1) = bounding_rows(region_mask > 0), bounding_rows((region_mask > 0).T)
     if y1 <= y0 or x1 <= x0:
         return tiler

@@ -10,6 +10,7 @@ because every pixel is a smooth weighted average of the tiles that cover it.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
@@ -110,8 +111,7 @@ class Tiler:
         surrounding pixels whose output is not wanted (the ROI's neighbourhood): tiles cover only
         the inner part and read their halos from those pixels instead of mirroring, so a ROI
         does not pay for a second halo around the context it already has."""
-        t = Tiler.__new__(Tiler)
-        t.__dict__.update(self.__dict__)
+        t = copy.copy(self)
         if any(int(c) < 0 for c in context):
             raise ValueError(f"context must be >= 0 on every side, got {context}")
         t.context = tuple(int(c) for c in context)

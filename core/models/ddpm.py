@@ -66,8 +66,8 @@ __all__ = ["ARCH_PRESETS", "CARD_NOTES", "AMP", "cosine_alphas_cumprod", "ddim_t
            "ConditionalDDPM", "EMA", "DDPMRestorer", "build"]
 
 # "cpu": 1.87 M denoiser parameters + the 2.2 M predictor (COMI's U-Net generator, one pass);
-# 20 DDIM steps on a 512x512 ROI in a 2048x2048 frame take 29.6 s on an idle 2-core CPU with
-# bf16 autocast (deblur bench --speed). "gpu": 43 M parameters, 4 levels, attention at the lowest level.
+# 20 DDIM steps on a 512x512 ROI in a 2048x2048 frame take 30-38 s on an idle 2-core CPU with
+# bf16 autocast (deblur bench --speed, three runs). "gpu": 43 M parameters, 4 levels, attention at the lowest level.
 PREDICTOR: dict = dict(kind="unet", ngf=16, n_down=4, residual=True)
 ARCH_PRESETS: dict[str, dict] = {
     "cpu": dict(dim=32, dim_mults=(1, 2, 4), num_res_blocks=1, attention=False, predictor=PREDICTOR),
