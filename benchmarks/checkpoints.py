@@ -5,7 +5,8 @@
 
 For choosing and documenting which checkpoint of a run to ship: one markdown row per file
 (mean ROI PSNR gain over the blurred input and over Richardson-Lucy with the true PSF, as
-`deblur bench` reports them), then the gain per bench image. The cases are those of
+`deblur bench` reports them; the worst invented structure on the empty-region cases, as an RMS
+error multiple of the input's and the largest blotch in % of range), then the gain per bench image. The cases are those of
 docs/BENCHMARKS.md (seed 0); every file must hold the same model.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from core.models.registry import get_entry
 from core.models.weights import WeightsError, load_weights
-from training.bench import make_cases, run_quality, summarise
+from training.bench import make_cases, make_empty_cases, run_empty, run_quality, summarise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +40,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     entry = get_entry(models.pop())
     cases = make_cases(args.synthetic, 256, 0, None, True)
-    print("| weights | trained steps | gain vs blurred | vs RL (true PSF) | "
+    empty = make_empty_cases()
+    print("| weights | trained steps | gain vs blurred | vs RL (true PSF) | empty: RMS x | empty: blotch % | "
           + " | ".join(c.name for c in cases) + " |")
-    print("|---" * (4 + len(cases)) + "|")
+    print("|---" * (6 + len(cases)) + "|")
     for path, card in zip(args.weights, cards):
         rows = run_quality(cases, [entry], device=args.device, steps=args.steps,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         (s,) = summarise(rows)
+        e_rows = run_empty(empty, [entry], device=args.device, steps=args.steps,
+                           weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         steps = card.get("training", {}).get("steps", "?")
         print(f"| {path.name} | {steps} | {s['gain_db']:+.2f} dB | {s['gain_over_rl_oracle_db']:+.2f} dB | "
+              f"{max(r['rms_ratio'] for r in e_rows):.2f} | {max(r['blotch_pct'] for r in e_rows):.1f} | "
               + " | ".join(f"{r['gain_db']:+.2f}" for r in rows) + " |", flush=True)
     return 0
 

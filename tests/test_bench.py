@@ -5,7 +5,8 @@ import json
 import numpy as np
 
 from core.cli import main
-from training.bench import make_cases, markdown_report, run_quality
+from training.bench import (invented_structure, make_cases, make_empty_cases, markdown_report, run_empty,
+                            run_quality)
 
 
 def test_cases_are_reproducible_and_blur_only_the_region():
@@ -43,6 +44,47 @@ def test_cli_json_and_bad_folder(tmp_path, capsys):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["summary"][0]["model"] == "richardson-lucy"
+    assert {r["image"] for r in out["empty"]} == {"empty-dark", "empty-grey"}
     assert (tmp_path / "b.md").read_text().startswith("# Benchmarks")
     assert main(["bench", "--data", str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_empty_region_cases_are_flat_under_the_roi_and_reproducible():
+    from scipy import ndimage
+
+    a, b = make_empty_cases(size=128), make_empty_cases(size=128)
+    assert [c.name for c in a] == ["empty-dark", "empty-grey"]
+    for ca, cb in zip(a, b):
+        assert np.array_equal(ca.blurred, cb.blurred)
+        inner = ndimage.binary_erosion(ca.region, iterations=16)
+        assert inner.any()
+        assert np.ptp(ca.sharp[inner]) < 1e-6                 # nothing to restore in there
+        assert np.ptp(ca.sharp[~ca.region]) > 0.3             # but a real specimen around it
+        assert abs(ca.sharp[inner].mean() - ca.info["background"]) < 1e-6
+
+
+def test_invented_structure_tells_denoising_from_a_drawn_blotch():
+    case = make_empty_cases(size=128)[1]
+    same = invented_structure(case, case.blurred)
+    assert same["rms_ratio"] == 1.0 and same["blotch_pct"] == same["blotch_pct_input"]
+    perfect = invented_structure(case, case.sharp)
+    assert perfect["rms_ratio"] == 0.0 and perfect["blotch_pct"] == 0.0
+    # a dark blob of 20 % of the range, 6 px across, drawn into the empty region
+    ys, xs = np.nonzero(case.region)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    yy, xx = np.mgrid[:128, :128]
+    blob = 0.2 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0 ** 2))
+    drawn = invented_structure(case, case.sharp - blob.astype(np.float32))
+    assert drawn["blotch_pct"] > 2 * same["blotch_pct_input"]
+
+
+def test_empty_rows_reach_the_report():
+    from core.models.registry import get_entry
+
+    cases = make_empty_cases(size=96)[:1]
+    rows = run_empty(cases, [get_entry("richardson-lucy")], log=lambda s: None)
+    (row,) = rows
+    assert row["model"] == "richardson-lucy" and np.isfinite(row["rms_ratio"])
+    report = markdown_report([], [], "deblur bench", rows)
+    assert "## Empty regions" in report and "| empty-dark | 0.03 | richardson-lucy |" in report

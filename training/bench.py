@@ -7,6 +7,11 @@ as a ROI); we score PSNR/SSIM inside it against the sharp original, the gain ove
 input, the gain over Richardson-Lucy with the TRUE PSF (an oracle no user has, its iteration
 count also picked by oracle), and the largest change outside the ROI, which must be 0.
 
+Empty regions: a ROI over a patch of plain background (dark, as in fluorescence; mid-grey, as
+in brightfield and phase contrast) in an otherwise ordinary held-out field, defocused and noisy
+like the quality cases. There is nothing to restore: whatever a model draws there (blotches,
+rings, texture) is invented, and we report how large it gets against the input's own noise.
+
 Speed: a 2048x2048 uint16 frame restored full-field and with one 512x512 ROI: seconds,
 megapixels per second and peak resident memory.
 
@@ -36,13 +41,17 @@ from core.models.classical import RichardsonLucy
 from core.models.registry import ModelEntry, list_entries, load_model
 from core.roi import Ellipse, Rect, RoiSet, roi_mask
 
-__all__ = ["BenchCase", "make_cases", "run_quality", "run_speed", "markdown_report", "add_parser", "run"]
+__all__ = ["BenchCase", "make_cases", "make_empty_cases", "run_quality", "run_empty", "run_speed", "markdown_report", "add_parser", "run"]
 
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
 BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
 #: seeds of the specimen generator reserved for benchmarking (training uses seeds below 1e8)
 BENCH_SEED_BASE = 900_000_000
 RL_ITERATIONS = (2, 5, 10, 30, 100)
+#: background levels (relative intensity) of the empty-region cases: fluorescence-dark, mid-grey
+EMPTY_LEVELS = {"dark": 0.03, "grey": 0.45}
+#: scale (px) at which invented structure is measured: pixel noise averages away, blotches stay
+BLOTCH_SIGMA = 2.0
 #: timed runs per speed case (the best is reported; fewer when one run takes over ~20 s)
 SPEED_REPEATS = 3
 
@@ -167,6 +176,54 @@ def make_cases(n_synthetic: int = 8, size: int = 256, seed: int = 0, data: Path 
     return cases
 
 
+def make_empty_cases(size: int = 256, seed: int = 0) -> list[BenchCase]:
+    """Held-out fields whose ROI covers plain background only (`BenchCase.sharp` is flat there)."""
+    from scipy import ndimage
+
+    from training import synth
+
+    cases = []
+    for k, (label, level) in enumerate(EMPTY_LEVELS.items()):
+        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 900 + k)
+        spec = degrade.relative_intensity(synth.random_specimen(rng, size))
+        case = _degrade_case(f"empty-{label}", "held-out specimen, empty ROI", spec, rng, 1)
+        # the specimen fades into plain background over ~10 px around (and under) the region
+        fade = np.clip(ndimage.gaussian_filter(ndimage.binary_dilation(case.region, iterations=12)
+                                               .astype(np.float32), 4.0) * 1.5, 0.0, 1.0)
+        sharp = (spec * (1 - fade) + level * fade).astype(np.float32)
+        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 950 + k)
+        depth = np.where(case.region, case.info["defocus_um"], 0.0).astype(np.float32)
+        blurred = degrade.blur_with_depth(sharp, depth, lambda d: case.psf if d > 0 else np.ones((1, 1)),
+                                          levels=2)
+        blurred = degrade.add_noise(blurred, rng, case.info["photons"], 1.0).astype(np.float32)
+        cases.append(BenchCase(case.name, case.source, sharp, blurred, case.region, case.rois,
+                               case.psf, case.radius_px, {**case.info, "background": level}))
+    return cases
+
+
+def invented_structure(case: BenchCase, out: np.ndarray) -> dict:
+    """How far `out` strays from the flat truth inside an empty region, next to the input's error.
+
+    ``rms_ratio``: RMS error of the output over that of the input (below 1: noise removed, above
+    1: something added). ``blotch_pct``: the largest deviation once smoothed at `BLOTCH_SIGMA`
+    px (pixel noise averages away, a drawn blob does not), in % of the image's intensity range.
+    """
+    from scipy import ndimage
+
+    inner = ndimage.binary_erosion(case.region, iterations=16)
+    rng_ = float(case.sharp.max() - case.sharp.min()) or 1.0
+
+    def err(x: np.ndarray) -> tuple[float, float]:
+        d = x.astype(np.float32) - case.sharp
+        return (float(np.sqrt(np.mean(d[inner] ** 2))),
+                float(np.abs(ndimage.gaussian_filter(d, BLOTCH_SIGMA)[inner]).max() / rng_ * 100))
+
+    rms_in, blotch_in = err(case.blurred)
+    rms_out, blotch_out = err(out)
+    return {"rms_ratio": rms_out / rms_in if rms_in > 0 else float("inf"),
+            "blotch_pct": blotch_out, "blotch_pct_input": blotch_in}
+
+
 def _score(case: BenchCase, out: np.ndarray) -> dict:
     r = case.region
     ys, xs = np.nonzero(r)
@@ -237,6 +294,24 @@ def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: st
     return rows
 
 
+def run_empty(cases: list[BenchCase], entries: list[ModelEntry], *, device: str = "cpu",
+              steps: int | None = None, weights: dict[str, Path] | None = None,
+              log=print) -> list[dict]:
+    """One row per (model, empty-region case): see `invented_structure`."""
+    rows = []
+    for case in cases:
+        for e in entries:
+            params = {"steps": steps} if steps is not None and "steps" in e.params else {}
+            model = load_model(e.name, weights=(weights or {}).get(e.name), device=device, **params)
+            out = restore(case.blurred, model, case.rois, tile=256, overlap=32, seed=0)
+            s = invented_structure(case, out)
+            rows.append({"image": case.name, "background": case.info["background"],
+                         "model": e.name, **s})
+            log(f"{case.name:28s} {e.name:16s} RMS error x{s['rms_ratio']:.2f} of the input's, "
+                f"largest blotch {s['blotch_pct']:.1f} % (input {s['blotch_pct_input']:.1f} %)")
+    return rows
+
+
 def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 2048, roi: int = 512,
               steps: int | None = None, full_field: bool = True, log=print) -> list[dict]:
     """Seconds, MP/s and peak memory on a uint16 frame, full-field and with one centred ROI
@@ -294,7 +369,8 @@ def machine_line() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
 
 
-def markdown_report(quality: list[dict], speed: list[dict], command: str) -> str:
+def markdown_report(quality: list[dict], speed: list[dict], command: str,
+                    empty: list[dict] | None = None) -> str:
     lines = ["# Benchmarks", "", f"Machine: {machine_line()}", "", f"Command: `{command}`", ""]
     if quality:
         lines += ["## Quality inside the blurred region (mean over images)", "",
@@ -313,6 +389,16 @@ def markdown_report(quality: list[dict], speed: list[dict], command: str) -> str
             lines.append(f"| {r['image']} | {r['source']} | {r['radius_px']:.0f} | {r['model']} | "
                          f"{r['psnr_blurred']:.2f} | {r['psnr_rl_oracle']:.2f} | {r['psnr']:.2f} | "
                          f"{r['gain_db']:+.2f} |")
+    if empty:
+        lines += ["", "## Empty regions: what a model invents where there is nothing to restore", "",
+                  f"RMS error against the flat truth, as a multiple of the input's (below 1: noise removed); "
+                  f"largest blotch: the biggest deviation after smoothing at {BLOTCH_SIGMA:g} px, in % of "
+                  "the image's range (the input's own, from noise and blurred edges, in brackets).", "",
+                  "| image | background | model | RMS error vs input | largest blotch % |",
+                  "|---|---|---|---|---|"]
+        for r in empty:
+            lines.append(f"| {r['image']} | {r['background']:g} | {r['model']} | {r['rms_ratio']:.2f} | "
+                         f"{r['blotch_pct']:.1f} ({r['blotch_pct_input']:.1f}) |")
     if speed:
         lines += ["", "## Speed", "", "| model | case | frame | seconds | MP/s | peak RSS MB |",
                   "|---|---|---|---|---|---|"]
@@ -365,26 +451,29 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("no model can run: none has weights")
         log = (lambda s: print(s, file=sys.stderr))
         quality: list[dict] = []
+        empty: list[dict] = []
         if not args.speed_only:
             data = Path(args.data) if args.data else None
             if data is not None and not data.is_dir():
                 raise UserError(f"{data}: no such folder")
             cases = make_cases(args.synthetic, args.size, args.seed, data, not args.no_skimage)
             quality = run_quality(cases, entries, device=args.device, steps=args.steps, log=log)
+            empty = run_empty(make_empty_cases(args.size, args.seed), entries, device=args.device,
+                              steps=args.steps, log=log)
         speed = []
         if args.speed or args.speed_only:
             speed = run_speed(entries, device=args.device, size=args.speed_size, steps=args.steps, log=log)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     command = "deblur bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "deblur bench"
-    report = markdown_report(quality, speed, command)
+    report = markdown_report(quality, speed, command, empty)
     if args.out:
         from core.io import atomic_write
 
         with atomic_write(args.out) as tmp:
             Path(tmp).write_text(report, encoding="utf-8")
     if args.json:
-        print(json.dumps({"machine": machine_line(), "quality": quality, "speed": speed,
+        print(json.dumps({"machine": machine_line(), "quality": quality, "empty": empty, "speed": speed,
                           "summary": summarise(quality) if quality else []}, indent=1))
     else:
         print(report)
