@@ -1,7 +1,7 @@
 """Bench several exported weights files of one model on the same held-out cases, side by side.
 
     deblur-train --out RUN --export-only        # newest checkpoint -> RUN/<model>.safetensors
-    python benchmarks/checkpoints.py A.safetensors B.safetensors ... [--synthetic 8] [--steps 20]
+    python benchmarks/checkpoints.py A.safetensors B.safetensors ... [--synthetic 8] [--steps 20] [--param orientations=8]
 
 For choosing and documenting which checkpoint of a run to ship: one markdown row per file
 (mean ROI PSNR gain over the blurred input and over Richardson-Lucy with the true PSF, as
@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.cli.predict import model_params
 from core.models.registry import get_entry
 from core.models.weights import WeightsError, load_weights
 from training.bench import make_cases, make_empty_cases, run_empty, run_quality, summarise
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("weights", type=Path, nargs="+", help="exported .safetensors files of one model")
     p.add_argument("--synthetic", type=int, default=8, help="held-out simulated specimens")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps for diffusion models")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a model setting, e.g. orientations=8")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
@@ -39,16 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the files hold different models ({', '.join(sorted(models))})", file=sys.stderr)
         return 2
     entry = get_entry(models.pop())
+    params = model_params(args)
     cases = make_cases(args.synthetic, 256, 0, None, True)
     empty = make_empty_cases()
     print("| weights | trained steps | gain vs blurred | vs RL (true PSF) | empty: RMS x | empty: blotch % | "
           + " | ".join(c.name for c in cases) + " |")
     print("|---" * (6 + len(cases)) + "|")
     for path, card in zip(args.weights, cards):
-        rows = run_quality(cases, [entry], device=args.device, steps=args.steps,
+        rows = run_quality(cases, [entry], device=args.device, params=params,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         (s,) = summarise(rows)
-        e_rows = run_empty(empty, [entry], device=args.device, steps=args.steps,
+        e_rows = run_empty(empty, [entry], device=args.device, params=params,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         steps = card.get("training", {}).get("steps", "?")
         print(f"| {path.name} | {steps} | {s['gain_db']:+.2f} dB | {s['gain_over_rl_oracle_db']:+.2f} dB | "

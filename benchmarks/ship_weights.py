@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     cases = make_cases(args.synthetic, 256, 0, None, True)
-    rows = run_quality(cases, [entry], device=args.device, steps=args.steps,
+    rows = run_quality(cases, [entry], device=args.device,
+                       params={"steps": args.steps} if args.steps else None,
                        weights={model: exported[0]}, log=lambda s: print(s, file=sys.stderr))
     (summary,) = summarise(rows)
     card["bench"] = {

@@ -48,6 +48,8 @@ def test_cli_json_and_bad_folder(tmp_path, capsys):
     assert (tmp_path / "b.md").read_text().startswith("# Benchmarks")
     assert main(["bench", "--data", str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+    assert main(["bench", "--models", "richardson-lucy", "--param", "orientations=8"]) == 2
+    assert "no model benchmarked here has the setting orientations" in capsys.readouterr().err
 
 
 def test_empty_region_cases_are_flat_under_the_roi_and_reproducible():

@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -262,8 +263,15 @@ def bench_entries(names: list[str] | None) -> list[ModelEntry]:
     return [e for e in entries if not e.needs_weights or e.has_weights()]
 
 
+def _load(entry: ModelEntry, device: str, params: dict[str, Any] | None,
+          weights: dict[str, Path] | None = None) -> Any:
+    """The model with those of `params` that it has (--steps applies to the DDPM only, and so on)."""
+    own = {k: v for k, v in (params or {}).items() if k in entry.params}
+    return load_model(entry.name, weights=(weights or {}).get(entry.name), device=device, **own)
+
+
 def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: str = "cpu",
-                steps: int | None = None, weights: dict[str, Path] | None = None,
+                params: dict[str, Any] | None = None, weights: dict[str, Path] | None = None,
                 log=print) -> list[dict]:
     """One row per (model, image) plus the blurred input and the RL oracle."""
     rows = []
@@ -276,8 +284,7 @@ def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: st
                   "psnr_rl_oracle": oracle["psnr"], "ssim_rl_oracle": oracle["ssim"],
                   "rl_oracle_iterations": oracle_it, **case.info}
         for e in entries:
-            params = {"steps": steps} if steps is not None and "steps" in e.params else {}
-            model = load_model(e.name, weights=(weights or {}).get(e.name), device=device, **params)
+            model = _load(e, device, params, weights)
             _peak_rss_reset()
             t0 = time.perf_counter()
             out = restore(case.blurred, model, case.rois, tile=256, overlap=32, seed=0)
@@ -295,14 +302,13 @@ def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: st
 
 
 def run_empty(cases: list[BenchCase], entries: list[ModelEntry], *, device: str = "cpu",
-              steps: int | None = None, weights: dict[str, Path] | None = None,
+              params: dict[str, Any] | None = None, weights: dict[str, Path] | None = None,
               log=print) -> list[dict]:
     """One row per (model, empty-region case): see `invented_structure`."""
     rows = []
     for case in cases:
         for e in entries:
-            params = {"steps": steps} if steps is not None and "steps" in e.params else {}
-            model = load_model(e.name, weights=(weights or {}).get(e.name), device=device, **params)
+            model = _load(e, device, params, weights)
             out = restore(case.blurred, model, case.rois, tile=256, overlap=32, seed=0)
             s = invented_structure(case, out)
             rows.append({"image": case.name, "background": case.info["background"],
@@ -313,7 +319,7 @@ def run_empty(cases: list[BenchCase], entries: list[ModelEntry], *, device: str 
 
 
 def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 2048, roi: int = 512,
-              steps: int | None = None, full_field: bool = True, log=print) -> list[dict]:
+              params: dict[str, Any] | None = None, full_field: bool = True, log=print) -> list[dict]:
     """Seconds, MP/s and peak memory on a uint16 frame, full-field and with one centred ROI
     (diffusion models: the ROI only)."""
     from training import synth
@@ -325,8 +331,7 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
     roi_set = RoiSet([Rect(c, c, roi, roi)], feather=16)
     rows = []
     for e in entries:
-        params = {"steps": steps} if steps is not None and "steps" in e.params else {}
-        model = load_model(e.name, device=device, **params)
+        model = _load(e, device, params)
         restore(frame[:128, :128], model, None)                               # warm-up
         cases = [(f"{roi}x{roi} ROI", roi_set, DEFAULT_TILE, roi * roi)]
         # a diffusion model runs its network once per sampling step: a 2048^2 full field at 20
@@ -433,6 +438,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-skimage", action="store_true", help="leave out scikit-image's images")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps for diffusion models")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a model setting for the models that have it, e.g. orientations=8")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     p.add_argument("--speed", action="store_true", help="also time a 2048x2048 uint16 frame")
     p.add_argument("--speed-only", action="store_true", help="only the speed benchmark")
@@ -444,11 +451,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.cli import UserError
+    from core.cli.predict import model_params
 
     try:
         entries = bench_entries(args.models.split(",") if args.models else None)
         if not entries:
             raise UserError("no model can run: none has weights")
+        params = model_params(args)
+        unused = [k for k in params if not any(k in e.params for e in entries)]
+        if unused:
+            raise UserError(f"no model benchmarked here has the setting {', '.join(unused)} "
+                            "(see `deblur models`)")
         log = (lambda s: print(s, file=sys.stderr))
         quality: list[dict] = []
         empty: list[dict] = []
@@ -457,12 +470,12 @@ def run(args: argparse.Namespace) -> int:
             if data is not None and not data.is_dir():
                 raise UserError(f"{data}: no such folder")
             cases = make_cases(args.synthetic, args.size, args.seed, data, not args.no_skimage)
-            quality = run_quality(cases, entries, device=args.device, steps=args.steps, log=log)
+            quality = run_quality(cases, entries, device=args.device, params=params, log=log)
             empty = run_empty(make_empty_cases(args.size, args.seed), entries, device=args.device,
-                              steps=args.steps, log=log)
+                              params=params, log=log)
         speed = []
         if args.speed or args.speed_only:
-            speed = run_speed(entries, device=args.device, size=args.speed_size, steps=args.steps, log=log)
+            speed = run_speed(entries, device=args.device, size=args.speed_size, params=params, log=log)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     command = "deblur bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "deblur bench"

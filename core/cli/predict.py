@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _model_params(args: argparse.Namespace) -> dict:
+def model_params(args: argparse.Namespace) -> dict:
+    """--param NAME=VALUE items (and --steps) as a dict; values are checked by the registry."""
     params: dict = {}
     for item in args.param:
         if "=" not in item:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         args.model = default_model_name()
     try:
         get_entry(args.model)
-        model = load_model(args.model, weights=args.weights, device=args.device, **_model_params(args))
+        model = load_model(args.model, weights=args.weights, device=args.device, **model_params(args))
     except (ValueError, DeviceError) as exc:
         raise UserError(str(exc)) from None
 

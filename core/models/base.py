@@ -17,7 +17,25 @@ import torch.nn.functional as F
 from core.devices import autocast_context
 from core.tiling import Tiler
 
-__all__ = ["Restorer", "NetworkRestorer", "pad_to_multiple"]
+__all__ = ["Restorer", "NetworkRestorer", "pad_to_multiple", "ORIENTATION_CHOICES", "orient", "unorient"]
+
+#: how many orientations a network may average over: identity, + left-right mirror, + the two
+#: other mirrors (180 degree turns), + the four 90 degree turns (the 8 symmetries of a square)
+ORIENTATION_CHOICES = (1, 2, 4, 8)
+
+
+def orient(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 symmetries of the square applied to H, W: mirror if k is odd, then k // 2
+    quarter turns. Microscopy has no preferred direction, so a network should give the same answer
+    in every orientation; averaging over them removes what it does not (self-ensembling)."""
+    y = x.flip(-1) if k % 2 else x
+    return torch.rot90(y, k // 2, (-2, -1)) if k // 2 else y
+
+
+def unorient(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Inverse of `orient`."""
+    y = torch.rot90(y, -(k // 2), (-2, -1)) if k // 2 else y
+    return y.flip(-1) if k % 2 else y
 
 
 class Restorer(ABC):
@@ -54,12 +72,17 @@ class NetworkRestorer(Restorer):
     pad_multiple : H and W are mirror-padded to a multiple of this before the forward pass.
     amp : run under autocast (bf16 on CPU); decided per model from measured PSNR cost.
     channels_last : use the channels_last memory format (faster convolutions on CPU).
+    orientations : 1, 2, 4 or 8: run the network on that many mirrored/turned copies of each
+        tile and average (`orient`); slightly cleaner results, that many times the time.
     """
 
     def __init__(self, net: torch.nn.Module, name: str, *, margin: int = 32, pad_multiple: int = 1,
                  device: torch.device = torch.device("cpu"), amp: bool = False,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, orientations: int = 1) -> None:
+        if orientations not in ORIENTATION_CHOICES:
+            raise ValueError(f"orientations must be one of {', '.join(map(str, ORIENTATION_CHOICES))}")
         self.name = name
+        self.orientations = orientations
         self.margin = int(margin)
         self.pad_multiple = max(1, int(pad_multiple))
         self.align = self.pad_multiple
@@ -73,11 +96,18 @@ class NetworkRestorer(Restorer):
     def forward_tiles(self, batch: torch.Tensor) -> torch.Tensor:
         """The tile function handed to Tiler.map."""
         x, (h, w) = pad_to_multiple(batch, self.pad_multiple)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast_context(self.device, self.amp):
-            y = self.net(x)
-        return y[..., :h, :w].float().contiguous()
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        total = None
+        with torch.inference_mode():
+            for k in range(self.orientations):
+                with autocast_context(self.device, self.amp):
+                    y = self.net(orient(x, k).contiguous(memory_format=fmt))
+                y = unorient(y.float(), k)
+                total = y if total is None else total.add_(y)
+        assert total is not None
+        if self.orientations > 1:
+            total /= self.orientations
+        return total[..., :h, :w].contiguous()
 
     def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])

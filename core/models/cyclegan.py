@@ -51,8 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.base import NetworkRestorer
-from core.models.registry import ModelEntry, register
+from core.models.base import ORIENTATION_CHOICES, NetworkRestorer
+from core.models.registry import ModelEntry, Param, register
 from core.models.weights import default_weights_path, load_network, resolve_weights
 
 
@@ -395,21 +395,26 @@ def linear_decay(total_steps: int, decay_steps: int | None = None) -> Callable[[
 # ----------------------------------------------------------------------------- registry
 
 def generator_restorer(name: str, weights: Path | None, device: torch.device,
-                       amp: bool) -> NetworkRestorer:
+                       amp: bool, orientations: int = 1) -> NetworkRestorer:
     """A trained blurred->sharp generator (COMI or CycleGAN) as a tiled `NetworkRestorer`."""
     net, card = load_network(resolve_weights(name, weights), name, device)
     margin = card.get("inference", {}).get("margin", net.margin)
-    return NetworkRestorer(net, name, margin=margin, pad_multiple=2 ** net.n_down, device=device, amp=amp)
+    return NetworkRestorer(net, name, margin=margin, pad_multiple=2 ** net.n_down, device=device, amp=amp,
+                           orientations=orientations)
 
 
 def register_generator_model(name: str, summary: str, amp: bool) -> None:
     """Register a GAN whose inference is its trained blurred->sharp generator (COMI, CycleGAN)."""
     def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
-              **params) -> NetworkRestorer:
-        return generator_restorer(name, weights, device, amp)
+              orientations: int = 1, **params) -> NetworkRestorer:
+        return generator_restorer(name, weights, device, amp, orientations)
 
     register(ModelEntry(name=name, kind="gan", summary=summary, build=build,
-                        default_weights=default_weights_path(name), params={}))
+                        default_weights=default_weights_path(name), params={
+                            "orientations": Param(
+                                1, int, "restore each region in 1, 2, 4 or 8 mirrored and turned "
+                                "copies and average them: a little cleaner, that many times slower",
+                                label="Views averaged", choices=ORIENTATION_CHOICES)}))
 
 
 register_generator_model(

@@ -120,3 +120,21 @@ def test_bad_setting_reports_error_and_window_stays_usable(window, small_tif, qt
     with qtbot.waitSignal(window.run_finished, timeout=30000) as blocker:
         window.start_run()
     assert blocker.args == ["done"]
+
+
+def test_comi_with_eight_views_runs_from_the_settings_box(window, small_tif, qtbot):
+    window.open_file(small_tif)
+    window.state.add_roi(Rect(32, 32, 64, 64))
+    window.select_model("comi")
+    combo = window.model_panel.param_widgets["orientations"]
+    assert [combo.itemData(i) for i in range(combo.count())] == [1, 2, 4, 8]
+    assert combo.currentData() == 1                              # fast by default
+    window.model_panel.set_param("orientations", 8)
+    with qtbot.waitSignal(window.run_finished, timeout=60000) as blocker:
+        assert window.start_run()
+    assert blocker.args == ["done"]
+    result = window.state.result()
+    assert result.model == "comi" and result.params["orientations"] == 8
+    original, restored = window.state.image.data, result.image.data
+    assert not np.array_equal(restored[40:90, 40:90], original[40:90, 40:90])
+    np.testing.assert_array_equal(restored[:30], original[:30])
