@@ -17,7 +17,7 @@ from pathlib import Path
 from core.models.registry import get_entry
 from core.models.weights import load_weights, save_weights
 from resources import WEIGHTS
-from training.bench import make_cases, run_quality, summarise
+from training.bench import make_cases, make_empty_cases, run_empty, run_quality, summarise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                        params={"steps": args.steps} if args.steps else None,
                        weights={model: exported[0]}, log=lambda s: print(s, file=sys.stderr))
     (summary,) = summarise(rows)
+    empty = run_empty(make_empty_cases(), [entry], device=args.device,
+                      params={"steps": args.steps} if args.steps else None,
+                      weights={model: exported[0]}, log=lambda s: print(s, file=sys.stderr))
     card["bench"] = {
         "command": f"deblur bench --models {model} --synthetic {args.synthetic}"
                    + (f" --steps {args.steps}" if args.steps else ""),
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         "outside_max_change": summary["outside_max_change"],
         "per_image": [{"image": r["image"], "radius_px": r["radius_px"], "gain_db": round(r["gain_db"], 2)}
                       for r in rows],
+        # what it draws over plain background: RMS error as a multiple of the input's, and
+        # the largest smoothed blotch in % of the image's range (training.bench.invented_structure)
+        "empty_regions": [{"image": r["image"], "rms_ratio": round(r["rms_ratio"], 3),
+                           "blotch_pct": round(r["blotch_pct"], 2)} for r in empty],
         "wall_time_s": round(time.time() - t0, 1),
     }
     WEIGHTS.mkdir(parents=True, exist_ok=True)
