@@ -19,7 +19,7 @@ from deblur_gui.dialogs import DetectDialog, choose_save_path, same_file, show_a
 from deblur_gui.model_panel import ModelPanel
 from deblur_gui.roi_tools import DrawingViewBox, RoiLayer, RoiPanel, Tool, roi_bounds, tool_icon
 from deblur_gui.settings import Settings
-from deblur_gui.state import AppState, roi_label
+from deblur_gui.state import AppState, describe_params, roi_label
 from deblur_gui.viewer import COLORMAPS, ImageCanvas, format_value
 from deblur_gui.worker import RestoreJob, RunOutput, RunRequest
 
@@ -805,7 +805,7 @@ class MainWindow(QtWidgets.QMainWindow):
             w.setVisible(True)
         what = f"{len(rois.rois)} region(s)" if rois else "the whole image"
         where = req.plane_description or ("all planes" if stack else "")
-        params = ", ".join(f"{k}={v}" for k, v in req.params.items())
+        params = describe_params(req.model, req.params)
         log.info("Restoring %s%s with %s (%s) on %s", what, f" [{where}]" if where else "", req.model,
                  params or "defaults", self.state.device)
         job.start()

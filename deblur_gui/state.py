@@ -78,14 +78,30 @@ class Result:
 
     @property
     def label(self) -> str:
-        """Short name for the result list, e.g. 'richardson-lucy (psf_radius 3) - 1.2 s'."""
-        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in self.params.items())
+        """Short name for the result list, e.g. '#1 richardson-lucy (blur radius 3) - 1.2 s'."""
+        shown = describe_params(self.model, self.params)
         base = f"#{self.id} {self.model}"
         if self.weights is not None:
             base += f" [{self.weights.name}]"
         if shown:
             base += f" ({shown})"
         return f"{base} - {self.seconds:.1f} s"
+
+
+def describe_params(model: str, params: dict[str, Any]) -> str:
+    """Settings in the words of the Settings box: 'views averaged 8', 'blur radius 3, ...'."""
+    from core.models.registry import get_entry
+
+    try:
+        specs = get_entry(model).params
+    except ValueError:                 # a model that is no longer registered
+        specs = {}
+
+    def name(key: str) -> str:
+        label = specs[key].label if key in specs and specs[key].label else key.replace("_", " ")
+        return label.split(" (")[0].lower()
+
+    return ", ".join(f"{name(k)} {_fmt(v)}" for k, v in params.items())
 
 
 def _fmt(v: Any) -> str:

@@ -68,3 +68,12 @@ def test_set_plane_rejects_unknown_axis():
     s.set_image(Image(np.zeros((4, 4), np.uint8), "YX"))
     with pytest.raises(KeyError):
         s.set_plane("Z", 0)
+
+
+def test_result_labels_name_settings_as_the_settings_box_does():
+    from deblur_gui.state import describe_params
+
+    assert describe_params("comi", {"orientations": 8}) == "views averaged 8"
+    assert describe_params("richardson-lucy", {"psf_radius": 3.0, "iterations": 30}) == \
+        "blur radius 3, iterations 30"
+    assert describe_params("no-such-model", {"some_setting": 1}) == "some setting 1"
