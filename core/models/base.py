@@ -19,8 +19,8 @@ from core.tiling import Tiler
 
 __all__ = ["Restorer", "NetworkRestorer", "pad_to_multiple", "ORIENTATION_CHOICES", "orient", "unorient"]
 
-#: how many orientations a network may average over: identity, + left-right mirror, + the two
-#: other mirrors (180 degree turns), + the four 90 degree turns (the 8 symmetries of a square)
+#: how many orientations a network may average over (the first k of `orient`): 1 as is, 2 and its
+#: left-right mirror, 4 those and both turned a quarter, 8 all symmetries of the square
 ORIENTATION_CHOICES = (1, 2, 4, 8)
 
 
