@@ -36,14 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     model = card["model"]
     entry = get_entry(model)
 
+    params = {"steps": args.steps} if args.steps else None
     t0 = time.time()
     cases = make_cases(args.synthetic, 256, 0, None, True)
     rows = run_quality(cases, [entry], device=args.device,
-                       params={"steps": args.steps} if args.steps else None,
+                       params=params,
                        weights={model: exported[0]}, log=lambda s: print(s, file=sys.stderr))
     (summary,) = summarise(rows)
     empty = run_empty(make_empty_cases(), [entry], device=args.device,
-                      params={"steps": args.steps} if args.steps else None,
+                      params=params,
                       weights={model: exported[0]}, log=lambda s: print(s, file=sys.stderr))
     card["bench"] = {
         "command": f"deblur bench --models {model} --synthetic {args.synthetic}"

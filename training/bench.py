@@ -102,11 +102,10 @@ def _bench_optics(i: int) -> degrade.Optics:
     return table[i % len(table)]
 
 
-def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Generator, i: int,
-                  photons: float = 400.0) -> BenchCase:
-    """One defocused ellipse with uniform depth and a known widefield PSF, plus camera noise."""
-    x = degrade.relative_intensity(sharp)
-    h, w = x.shape
+def _defocus_region(shape: tuple[int, int], rng: np.random.Generator, i: int
+                    ) -> tuple[RoiSet, np.ndarray, np.ndarray, float, float, degrade.Optics]:
+    """Case i's defocused ellipse: (ROI, region mask, true PSF, defocus um, blur radius, optics)."""
+    h, w = shape
     optics = _bench_optics(i)
     radius = BENCH_RADII[i % len(BENCH_RADII)]
     z = degrade.defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
@@ -117,13 +116,26 @@ def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Gene
     ex, ey = rng.uniform(0.05 * w, w - ew - 0.05 * w), rng.uniform(0.05 * h, h - eh - 0.05 * h)
     rois = RoiSet([Ellipse(float(ex), float(ey), float(ew), float(eh))], feather=8.0)
     region = roi_mask(RoiSet(rois.rois, feather=0), (h, w)) > 0
+    return rois, region, psf, float(z), radius, optics
+
+
+def _blur_region(x: np.ndarray, region: np.ndarray, psf: np.ndarray, z: float,
+                 rng: np.random.Generator, photons: float) -> np.ndarray:
+    """`x` defocused by `psf` inside `region` (uniform depth), plus camera noise."""
     depth = np.where(region, z, 0.0).astype(np.float32)
     blurred = degrade.blur_with_depth(x, depth, lambda d: psf if d > 0 else np.ones((1, 1)), levels=2)
-    blurred = degrade.add_noise(blurred, rng, photons, 1.0)
+    return degrade.add_noise(blurred, rng, photons, 1.0).astype(np.float32)
+
+
+def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Generator, i: int,
+                  photons: float = 400.0) -> BenchCase:
+    """One defocused ellipse with uniform depth and a known widefield PSF, plus camera noise."""
+    x = degrade.relative_intensity(sharp)
+    rois, region, psf, z, radius, optics = _defocus_region(x.shape, rng, i)
+    blurred = _blur_region(x, region, psf, z, rng, photons)
     info = {"na": optics.na, "n_medium": optics.n_medium, "pixel_um": optics.pixel_um,
-            "defocus_um": round(float(z), 3), "photons": photons}
-    return BenchCase(name, source, x.astype(np.float32), blurred.astype(np.float32), region, rois,
-                     psf, radius, info)
+            "defocus_um": round(z, 3), "photons": photons}
+    return BenchCase(name, source, x.astype(np.float32), blurred, region, rois, psf, radius, info)
 
 
 def _skimage_images() -> list[tuple[str, np.ndarray]]:
@@ -187,18 +199,18 @@ def make_empty_cases(size: int = 256, seed: int = 0) -> list[BenchCase]:
     for k, (label, level) in enumerate(EMPTY_LEVELS.items()):
         rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 900 + k)
         spec = degrade.relative_intensity(synth.random_specimen(rng, size))
-        case = _degrade_case(f"empty-{label}", "held-out specimen, empty ROI", spec, rng, 1)
+        rois, region, psf, z, radius, optics = _defocus_region(spec.shape, rng, 1)
         # the specimen fades into plain background over ~10 px around (and under) the region
-        fade = np.clip(ndimage.gaussian_filter(ndimage.binary_dilation(case.region, iterations=12)
+        fade = np.clip(ndimage.gaussian_filter(ndimage.binary_dilation(region, iterations=12)
                                                .astype(np.float32), 4.0) * 1.5, 0.0, 1.0)
         sharp = (spec * (1 - fade) + level * fade).astype(np.float32)
-        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 950 + k)
-        depth = np.where(case.region, case.info["defocus_um"], 0.0).astype(np.float32)
-        blurred = degrade.blur_with_depth(sharp, depth, lambda d: case.psf if d > 0 else np.ones((1, 1)),
-                                          levels=2)
-        blurred = degrade.add_noise(blurred, rng, case.info["photons"], 1.0).astype(np.float32)
-        cases.append(BenchCase(case.name, case.source, sharp, blurred, case.region, case.rois,
-                               case.psf, case.radius_px, {**case.info, "background": level}))
+        photons = 400.0
+        blurred = _blur_region(sharp, region, psf, z,
+                               np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 950 + k), photons)
+        info = {"na": optics.na, "n_medium": optics.n_medium, "pixel_um": optics.pixel_um,
+                "defocus_um": round(z, 3), "photons": photons, "background": level}
+        cases.append(BenchCase(f"empty-{label}", "held-out specimen, empty ROI", sharp, blurred,
+                               region, rois, psf, radius, info))
     return cases
 
 
