@@ -101,12 +101,17 @@ def test_train_export_and_reexport(tmp_path: Path, capsys) -> None:
     card = json.loads((run / "comi.json").read_text())
     assert card["training"]["steps"] == 8 and len(card["training"]["resumed_with"]) == 1
 
-    # fine-tuning: a new run starts from the exported weights (same architecture only)
+    # fine-tuning: a new run starts from the exported weights; a config that sets another
+    # architecture than the file's (not a widening of it) is refused before anything is written
     weights = run / "comi.safetensors"
-    rc, err = _run_main(["--model", "comi", "--data", "synthetic", "--out", str(tmp_path / "wide"),
-                         "--init", str(weights), "-q"], capsys)
-    assert rc == 2 and "comi.safetensors" in err and "ngf 8 (here: 16)" in err, err
-    assert not (tmp_path / "wide" / "checkpoints").exists()
+    deeper = tmp_path / "deeper.toml"
+    deeper.write_text((ROOT / "training" / "configs" / "tiny.toml").read_text(encoding="utf-8")
+                      .replace("n_down = 1\nenc_convs = 1\n\n[comi.loss]", "n_down = 2\nenc_convs = 1\n\n[comi.loss]"),
+                      encoding="utf-8")
+    rc, err = _run_main(["--model", "comi", "--data", "synthetic", "--out", str(tmp_path / "deep"),
+                         "--config", str(deeper), "--init", str(weights), "-q"], capsys)
+    assert rc == 2 and "comi.safetensors" in err and "n_down 1 (here: 2)" in err, err
+    assert not (tmp_path / "deep" / "checkpoints").exists()
     tuned = tmp_path / "tuned"
     rc, err = _run_main(["--model", "comi", "--data", "synthetic", "--out", str(tuned),
                          "--config", "tiny", "--steps", "2", "--init", str(weights), "-q"], capsys)

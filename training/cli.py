@@ -121,6 +121,27 @@ def load_config(model: str, config: str | Path | None = None,
     return cfg
 
 
+def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
+    """A GAN fine-tune (``[train] init``) whose config leaves the generator alone trains the
+    ``--init`` file's generator, whatever its size: fine-tuning the shipped COMI needs no
+    knowledge of how wide it is. A config that sets ``[model]`` keeps it (and a wider one
+    widens the file's network, `load_weights_into`)."""
+    init = str(cfg["train"].get("init", "") or "")
+    if not init or cfg["model_name"] not in ("comi", "cyclegan"):
+        return
+    if config is not None:
+        over = _read_toml(_resolve_config_path(str(config)))
+        if "model" in over or "model" in over.get(cfg["model_name"], {}):
+            return
+    from core.models.weights import WeightsError, load_weights
+    try:
+        _, card = load_weights(init)
+    except WeightsError as exc:
+        raise UsageError(f"--init: {exc}") from None
+    if card["model"] in ("comi", "cyclegan"):       # their generators share one architecture
+        cfg["model"] = {"preset": cfg["model"].get("preset", "cpu"), **card["architecture"]}
+
+
 def _check_train(cfg: dict[str, Any]) -> None:
     t = cfg["train"]
     for key in ("steps", "batch_size", "patch"):
@@ -190,7 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="total optimisation steps (on --resume: the new total)")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="start from a trained weights file (e.g. resources/weights/comi.safetensors) "
-                        "to fine-tune it on your images; same network architecture")
+                        "to fine-tune it on your images; trains that file's network unless "
+                        "the config sets [model]")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN from its newest readable checkpoint")
     p.add_argument("--export-only", action="store_true",
@@ -407,6 +429,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not args.model:
             raise UsageError("--model is required (comi, cyclegan or ddpm)")
         cfg = load_config(args.model, args.config, _overrides(args))
+        _adopt_init_architecture(cfg, args.config)
     _check_data(cfg)
 
     device, info = _setup_process(args.device)
@@ -425,8 +448,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record["started_from"] = {"file": init, "model": init_card.get("model"),
                                   "training": init_card.get("training", {}),
                                   "validation": init_card.get("validation", {})}
+        if "widened_from" in init_card:
+            record["started_from"]["widened_from"] = init_card["widened_from"]
         if info.is_main and not args.quiet:
-            print(f"{PROG}: starting from the weights in {init}", file=sys.stderr)
+            widened = " (widened: same function, more channels)" if "widened_from" in init_card else ""
+            print(f"{PROG}: starting from the weights in {init}{widened}", file=sys.stderr)
     degradation = _degradation(cfg)
     train_ds, val_ds, val_paired = _datasets(cfg, steps.paired, degradation)
     if cfg["data"].get("blurred"):

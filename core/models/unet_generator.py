@@ -25,6 +25,8 @@ float32 round trip under bf16 autocast. Zero padding (fastest on CPU); the tiler
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -47,6 +49,9 @@ class UNetGenerator(nn.Module):
         Image channels (1: one plane at a time).
     ngf : int
         Channels at full resolution; level i has ``ngf * 2**i``.
+    widths : sequence of int, optional
+        Channels per level (``n_down + 1`` entries), instead of doubling from `ngf`: e.g. a wider
+        full-resolution level, where fine detail is rebuilt, without widening the coarse ones.
     n_down : int
         Number of 2x downsamplings (levels - 1).
     enc_convs, dec_convs : int
@@ -59,7 +64,7 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, ngf: int = 16, n_down: int = 3,
                  enc_convs: int = 2, dec_convs: int = 1, residual: bool = True,
-                 kind: str = "unet") -> None:
+                 kind: str = "unet", widths: Sequence[int] | None = None) -> None:
         super().__init__()
         if kind != "unet":
             raise ValueError(f"UNetGenerator is kind 'unet', not {kind!r}")
@@ -69,8 +74,12 @@ class UNetGenerator(nn.Module):
             raise ValueError("n_down must be >= 0 and enc_convs, dec_convs >= 1")
         self.config = dict(kind="unet", in_channels=in_channels, out_channels=out_channels, ngf=ngf,
                            n_down=n_down, enc_convs=enc_convs, dec_convs=dec_convs, residual=residual)
+        chans = [ngf * 2 ** i for i in range(n_down + 1)] if widths is None else [int(c) for c in widths]
+        if len(chans) != n_down + 1 or min(chans) < 1:
+            raise ValueError(f"widths needs n_down + 1 = {n_down + 1} positive channel counts, got {widths}")
+        if widths is not None:                  # recorded only when set: older cards stay as they were
+            self.config["widths"] = chans
         self.n_down, self.residual = n_down, residual
-        chans = [ngf * 2 ** i for i in range(n_down + 1)]
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
         ch = in_channels

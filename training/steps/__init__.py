@@ -86,13 +86,20 @@ def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
 
     The file's network must be the one built here, architecture and all (the card's
     constructor kwargs, not only the tensor shapes): a WeightsError names the file and every
-    setting that differs.
+    setting that differs. One exception: a U-Net generator built here with more channels per
+    level than the file's is loaded widened (`training.widen`: it starts out computing exactly
+    what the file's network computes); the returned card then says ``widened_from``.
     """
     from core.models.weights import WeightsError, load_network
+    from training.widen import can_widen, widen_unet
 
     src, card = load_network(path)
     for net in nets:
         want, have = dict(getattr(net, "config", {})), dict(getattr(src, "config", {}))
+        if want != have and can_widen(src, net):
+            widen_unet(src, net)
+            card = {**card, "widened_from": have}
+            continue
         if type(src) is not type(net) or want != have:
             diff = ", ".join(f"{k} {have.get(k)!r} (here: {want.get(k)!r})"
                              for k in sorted(set(want) | set(have)) if want.get(k) != have.get(k))
