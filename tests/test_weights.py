@@ -152,3 +152,11 @@ def test_saved_weights_are_readable_by_colleagues(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+
+
+def test_a_runs_own_note_comes_before_the_models_general_notes():
+    """The model panel shows the notes: what this run did differently is read first."""
+    from core.models.comi import COMI
+    card = make_card("comi", COMI().g_deblur, notes="Trained on content terms only.")
+    assert card["notes"].startswith("Trained on content terms only. COMI (Zhang")
+    assert "REPLACED" in card["notes"]

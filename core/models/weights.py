@@ -143,7 +143,8 @@ def make_card(model: str, net: nn.Module, **sections: Any) -> dict:
     """A model card: model name, architecture (= ``net.config``), the module's CARD_NOTES.
 
     Extra keyword sections (``normalisation``, ``training``, ``validation``, ``notes``...) are
-    copied in; a given ``notes`` is appended to the model's own notes.
+    copied in; a given ``notes`` (what this run did differently) comes first, then the model's
+    own notes (what every run of this model shares), so a reader sees the particular first.
     """
     if model not in NETWORKS:
         raise WeightsError(f"unknown model {model!r} (known: {', '.join(NETWORKS)})")
@@ -160,7 +161,7 @@ def make_card(model: str, net: nn.Module, **sections: Any) -> dict:
     }
     extra = sections.pop("notes", None)
     card.update(sections)
-    card["notes"] = notes if not extra else f"{notes} {extra}".strip()
+    card["notes"] = notes if not extra else f"{extra} {notes}".strip()
     return json.loads(json.dumps(card, default=_json_default))   # JSON-clean (tuples -> lists)
 
 
