@@ -308,7 +308,7 @@ def test_export_load_predict_round_trip(tmp_path, name):
     path, net = _export(tmp_path, name)
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["model"] == name and card["architecture"] == net.config and card["notes"]
-    params = {"steps": 3} if name == "ddpm" else {}
+    params = {"steps": 3} if name == "ddpm" else {"orientations": 1}   # one view: net(x) below
     restorer = load_model(name, weights=path, device="cpu", **params)
     assert restorer.name == name and restorer.margin > 0
     if name == "ddpm":
@@ -383,7 +383,7 @@ def test_averaging_views_makes_the_result_follow_a_mirrored_or_turned_image(tmp_
     rng = np.random.default_rng(2)
     image = (rng.random((96, 80)) * 3000 + 500).astype(np.float32)
     results = {}
-    for views in (1, 8):
+    for views in (1, None, 8):                                # None: the default, 2 views
         model = load_model("comi", weights=path, device="cpu", orientations=views)
         model.amp = False
         a = restore(image, model, tile=48, overlap=8)
@@ -394,6 +394,9 @@ def test_averaging_views_makes_the_result_follow_a_mirrored_or_turned_image(tmp_
     scale = results[1][2]                                     # the size of the correction
     assert results[8][0] < 1e-3 * scale and results[8][1] < 1e-3 * scale
     assert results[1][0] > 0.05 * scale and results[1][1] > 0.05 * scale
+    # by default the image and its left-right mirror are averaged: mirrored in, mirrored out
+    assert results[None][1] < 1e-3 * scale and results[None][0] > 0.05 * scale
+    assert get_entry("comi").params["orientations"].default == 2
     assert "orientations" in get_entry("cyclegan").params
     with pytest.raises(ValueError, match="orientations must be one of 1, 2, 4, 8"):
         load_model("comi", weights=path, device="cpu", orientations=3)

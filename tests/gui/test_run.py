@@ -128,7 +128,7 @@ def test_comi_with_eight_views_runs_from_the_settings_box(window, small_tif, qtb
     window.select_model("comi")
     combo = window.model_panel.param_widgets["orientations"]
     assert [combo.itemData(i) for i in range(combo.count())] == [1, 2, 4, 8]
-    assert combo.currentData() == 1                              # fast by default
+    assert combo.currentData() == 2                  # by default the image and its mirror
     window.model_panel.set_param("orientations", 8)
     with qtbot.waitSignal(window.run_finished, timeout=60000) as blocker:
         assert window.start_run()
