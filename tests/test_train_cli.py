@@ -95,6 +95,8 @@ def test_train_export_and_reexport(tmp_path: Path, capsys) -> None:
     from safetensors.torch import load as load_bytes
     b = load_bytes(before)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    again = json.loads((run / "comi.json").read_text())     # and keeps what only training knew
+    assert again["training"]["steps_per_s"] == card["training"]["steps_per_s"] > 0
     # a finished run resumed to a larger total continues
     rc, err = _run_main(["--out", str(run), "--resume", "--steps", "8", "-q"], capsys)
     assert rc == 0, err

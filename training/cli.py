@@ -377,7 +377,14 @@ def _export_only(args: argparse.Namespace, run: Path) -> int:
     steps = _build_steps(cfg, device)
     steps.load_averaged([s["steps"] for _, s in found])
     info = _run_info(run)
-    path = export_run(steps, run, dict(
+    rate = None                      # the training speed, known only to the run's own export
+    card_path = run / f"{cfg['model_name']}.json"
+    if card_path.is_file():
+        try:
+            rate = json.loads(card_path.read_text(encoding="utf-8"))["training"].get("steps_per_s")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            rate = None
+    path = export_run(steps, run, dict(steps_per_s=rate,
         cfg=cfg, commands=info.get("commands", []), wall_time_s=float(state.get("elapsed_s", 0)),
         trained_steps=step, validation=dict(state.get("validation", {})),
         device=info.get("device", "unknown"), world_size=int(state.get("world_size", 1)),
