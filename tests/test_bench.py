@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from core.cli import main
-from training.bench import (invented_structure, make_cases, make_empty_cases, markdown_report, run_empty,
-                            run_quality)
+from training.bench import (invented_structure, make_cases, make_empty_cases, markdown_report,
+                            model_settings, run_empty, run_quality)
 
 
 def test_cases_are_reproducible_and_blur_only_the_region():
@@ -50,6 +50,19 @@ def test_cli_json_and_bad_folder(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     assert main(["bench", "--models", "richardson-lucy", "--param", "orientations=8"]) == 2
     assert "no model benchmarked here has the setting orientations" in capsys.readouterr().err
+
+
+def test_report_names_the_settings_each_model_ran_with():
+    """The numbers hold for the settings used: defaults, or what --param changed."""
+    from core.models.registry import get_entry
+
+    entries = [get_entry("comi"), get_entry("richardson-lucy")]
+    settings = model_settings(entries, {"orientations": 8})
+    assert settings["comi"] == {"orientations": 8}
+    assert settings["richardson-lucy"] == {k: p.default for k, p in get_entry("richardson-lucy").params.items()}
+    assert model_settings(entries, None)["comi"] == {"orientations": 2}
+    report = markdown_report([], [], "deblur bench", None, settings)
+    assert "comi orientations=8" in report
 
 
 def test_empty_region_cases_are_flat_under_the_roi_and_reproducible():

@@ -39,7 +39,7 @@ from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.engine import restore
 from core.metrics import psnr, ssim
 from core.models.classical import RichardsonLucy
-from core.models.registry import ModelEntry, list_entries, load_model
+from core.models.registry import ModelEntry, check_params, list_entries, load_model
 from core.roi import Ellipse, Rect, RoiSet, roi_mask
 
 __all__ = ["BenchCase", "make_cases", "make_empty_cases", "run_quality", "run_empty", "run_speed", "markdown_report", "add_parser", "run"]
@@ -275,11 +275,21 @@ def bench_entries(names: list[str] | None) -> list[ModelEntry]:
     return [e for e in entries if not e.needs_weights or e.has_weights()]
 
 
+def _own(entry: ModelEntry, params: dict[str, Any] | None) -> dict[str, Any]:
+    """Those of `params` that the model has (--steps applies to the DDPM only, and so on)."""
+    return {k: v for k, v in (params or {}).items() if k in entry.params}
+
+
 def _load(entry: ModelEntry, device: str, params: dict[str, Any] | None,
           weights: dict[str, Path] | None = None) -> Any:
-    """The model with those of `params` that it has (--steps applies to the DDPM only, and so on)."""
-    own = {k: v for k, v in (params or {}).items() if k in entry.params}
-    return load_model(entry.name, weights=(weights or {}).get(entry.name), device=device, **own)
+    return load_model(entry.name, weights=(weights or {}).get(entry.name), device=device,
+                      **_own(entry, params))
+
+
+def model_settings(entries: list[ModelEntry], params: dict[str, Any] | None) -> dict[str, dict]:
+    """Every setting each model runs with here (its defaults unless given): the numbers of a
+    report hold for these, so the report names them."""
+    return {e.name: check_params(e, _own(e, params)) for e in entries}
 
 
 def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: str = "cpu",
@@ -387,8 +397,13 @@ def machine_line() -> str:
 
 
 def markdown_report(quality: list[dict], speed: list[dict], command: str,
-                    empty: list[dict] | None = None) -> str:
+                    empty: list[dict] | None = None, settings: dict[str, dict] | None = None) -> str:
     lines = ["# Benchmarks", "", f"Machine: {machine_line()}", "", f"Command: `{command}`", ""]
+    if settings:
+        shown = "; ".join(f"{name} {', '.join(f'{k}={v}' for k, v in values.items())}"
+                          for name, values in settings.items() if values)
+        if shown:
+            lines += [f"Settings (each model's defaults unless `--param` says otherwise): {shown}", ""]
     if quality:
         lines += ["## Quality inside the blurred region (mean over images)", "",
                   "| model | images | PSNR blurred | PSNR RL (true PSF) | PSNR model | gain vs blurred | "
@@ -491,14 +506,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     command = "deblur bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "deblur bench"
-    report = markdown_report(quality, speed, command, empty)
+    settings = model_settings(entries, params)
+    report = markdown_report(quality, speed, command, empty, settings)
     if args.out:
         from core.io import atomic_write
 
         with atomic_write(args.out) as tmp:
             Path(tmp).write_text(report, encoding="utf-8")
     if args.json:
-        print(json.dumps({"machine": machine_line(), "quality": quality, "empty": empty, "speed": speed,
+        print(json.dumps({"machine": machine_line(), "settings": settings, "quality": quality, "empty": empty, "speed": speed,
                           "summary": summarise(quality) if quality else []}, indent=1))
     else:
         print(report)
