@@ -856,7 +856,8 @@ class MainWindow(QtWidgets.QMainWindow):
                                        image=out.image, seconds=out.seconds, scope=scope,
                                        rois=req.rois, weights=req.weights, sharpness=out.sharpness)
         if out.megapixels > 0 and out.seconds > 0:
-            self.settings.set_speed(req.model, self.model_panel.resolved_device(), out.megapixels / out.seconds)
+            self.settings.set_speed(req.model, self.model_panel.resolved_device(),
+                                    out.megapixels / out.seconds, req.params)
             self.model_panel.refresh_run()
         log.info("Done in %.1f s on %s: %s", out.seconds, out.device_label, result.label)
         for label, before, after in out.sharpness:

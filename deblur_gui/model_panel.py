@@ -466,7 +466,7 @@ class ModelPanel(QtWidgets.QWidget):
             for _, n in self.state.plane_axes():
                 planes *= n
         mpix = area * planes / 1e6
-        speed = self.settings.speed(entry.name, self.resolved_device())
+        speed = self.settings.speed(entry.name, self.resolved_device(), self.current_params())
         if speed:
             return f"Expected time on this computer: {_fmt_seconds(mpix / speed)} ({mpix:.2f} megapixels)."
         return f"Expected speed: {_GUESS.get(entry.kind, 'unknown')} ({mpix:.2f} megapixels to do)."

@@ -115,13 +115,16 @@ class Settings:
     def set_feather(self, feather: float) -> None:
         self.q.setValue("rois/feather", float(feather))
 
-    def speed(self, model: str, device: str) -> float | None:
-        """Megapixels per second measured on this machine for a model on a device (None if never run)."""
-        value = self._get(f"speed/{model}/{device}", 0.0, float)
+    def speed(self, model: str, device: str, params: dict[str, Any] | None = None) -> float | None:
+        """Megapixels per second measured on this machine for a model on a device with these
+        settings (None if never run so): 8 views or 50 diffusion steps take several times as long
+        as the defaults, so each combination keeps its own figure."""
+        value = self._get(_speed_key(model, device, params), 0.0, float)
         return value if value > 0 else None
 
-    def set_speed(self, model: str, device: str, mpix_per_s: float) -> None:
-        self.q.setValue(f"speed/{model}/{device}", float(mpix_per_s))
+    def set_speed(self, model: str, device: str, mpix_per_s: float,
+                  params: dict[str, Any] | None = None) -> None:
+        self.q.setValue(_speed_key(model, device, params), float(mpix_per_s))
 
     # ------------------------------------------------------------------ view
     def colormap(self) -> str:
@@ -141,3 +144,8 @@ class Settings:
     def set_window(self, geometry: QByteArray, state: QByteArray) -> None:
         self.q.setValue("window/geometry", geometry)
         self.q.setValue("window/state", state)
+
+
+def _speed_key(model: str, device: str, params: dict[str, Any] | None) -> str:
+    shown = ",".join(f"{k}={params[k]}" for k in sorted(params or {}))
+    return f"speed/{model}/{device}" + (f"/{shown}" if shown else "")

@@ -129,10 +129,17 @@ def test_comi_with_eight_views_runs_from_the_settings_box(window, small_tif, qtb
     combo = window.model_panel.param_widgets["orientations"]
     assert [combo.itemData(i) for i in range(combo.count())] == [1, 2, 4, 8]
     assert combo.currentData() == 2                  # by default the image and its mirror
+    with qtbot.waitSignal(window.run_finished, timeout=60000):
+        assert window.start_run()
+    estimate = window.model_panel.estimate
+    assert estimate.text().startswith("Expected time on this computer")   # measured just now
     window.model_panel.set_param("orientations", 8)
+    # 8 views take 4x as long as 2: the speed measured with 2 does not pretend to know
+    assert not estimate.text().startswith("Expected time on this computer"), estimate.text()
     with qtbot.waitSignal(window.run_finished, timeout=60000) as blocker:
         assert window.start_run()
     assert blocker.args == ["done"]
+    assert estimate.text().startswith("Expected time on this computer")
     result = window.state.result()
     assert result.model == "comi" and result.params["orientations"] == 8
     original, restored = window.state.image.data, result.image.data
