@@ -42,7 +42,8 @@ from core.models.classical import RichardsonLucy
 from core.models.registry import ModelEntry, check_params, list_entries, load_model
 from core.roi import Ellipse, Rect, RoiSet, roi_mask
 
-__all__ = ["BenchCase", "make_cases", "make_empty_cases", "run_quality", "run_empty", "run_speed", "markdown_report", "add_parser", "run"]
+__all__ = ["BenchCase", "make_cases", "make_empty_cases", "run_quality", "run_empty", "run_speed", "markdown_report",
+           "model_settings", "add_parser", "run"]
 
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
 BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
@@ -514,7 +515,8 @@ def run(args: argparse.Namespace) -> int:
         with atomic_write(args.out) as tmp:
             Path(tmp).write_text(report, encoding="utf-8")
     if args.json:
-        print(json.dumps({"machine": machine_line(), "settings": settings, "quality": quality, "empty": empty, "speed": speed,
+        print(json.dumps({"machine": machine_line(), "settings": settings, "quality": quality,
+                          "empty": empty, "speed": speed,
                           "summary": summarise(quality) if quality else []}, indent=1))
     else:
         print(report)

@@ -5,9 +5,9 @@ shipped COMI); starting it from the trained narrower one keeps everything that n
 and spends the steps on what the extra channels add (Chen, Goodfellow & Shlens 2016, "Net2Net").
 
 How: every level's channels are mapped onto the old ones (the old channels first, each new one a
-copy of an old one). A layer that writes a level copies the rows of the channels
-it copies; a layer that reads a level splits each old input weight among that channel's copies
-in random positive shares that sum to 1. LeakyReLU acts per channel, so the copies carry the same
+copy of an old one). A layer that writes a level copies the rows of the channels it copies; a
+layer that reads a level splits each old input weight among that channel's copies in positive
+shares that sum to 1. LeakyReLU acts per channel, so the copies carry the same
 activations and every reader still sums to the old value: the output is the same up to float
 rounding. The shares are unequal (1/3 and 2/3 for two copies), which breaks the symmetry between
 copies: their gradients differ, so they grow apart as training goes on instead of staying twins.

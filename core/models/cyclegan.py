@@ -60,7 +60,7 @@ __all__ = [
     "ARCH_PRESETS", "DISC_PRESETS", "LOSS_WEIGHTS", "CARD_NOTES", "LayerNorm2d", "pad_to_multiple",
     "make_norm", "ResnetBlock", "ResnetGenerator", "PatchDiscriminator", "CycleGAN", "ImagePool",
     "linear_decay", "receptive_radius", "default_margin", "make_generator", "generator_restorer",
-    "register_generator_model",
+    "register_generator_model", "DEFAULT_VIEWS",
 ]
 
 # Named generator sizes (`make_generator` kwargs). "cpu": the lean residual U-Net that trains and
@@ -418,8 +418,8 @@ def register_generator_model(name: str, summary: str, amp: bool) -> None:
     register(ModelEntry(name=name, kind="gan", summary=summary, build=build,
                         default_weights=default_weights_path(name), params={
                             "orientations": Param(
-                                DEFAULT_VIEWS, int, "restore each region in 1, 2, 4 or 8 mirrored and turned "
-                                "copies and average them: a little cleaner, that many times slower",
+                                DEFAULT_VIEWS, int, "restore each region in 1, 2, 4 or 8 mirrored and "
+                                "turned copies and average them: a little cleaner, that many times slower",
                                 label="Views averaged", choices=ORIENTATION_CHOICES)}))
 
 
