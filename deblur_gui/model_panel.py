@@ -14,7 +14,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
-from deblur_gui.state import AppState
+from deblur_gui.state import AppState, describe_params
 
 __all__ = ["ModelPanel", "describe_card", "KIND_WORDS"]
 
@@ -63,7 +63,9 @@ def describe_card(card: dict) -> list[str]:
         lines.append(f"On held-out test images: {float(bench['gain_db']):+.1f} dB inside the blurred "
                      f"regions ({bench.get('images', '?')} images, PSNR "
                      f"{float(bench.get('psnr_blurred', float('nan'))):.1f} \u2192 "
-                     f"{float(bench.get('psnr', float('nan'))):.1f} dB)")
+                     f"{float(bench.get('psnr', float('nan'))):.1f} dB"
+                     + (f"; {describe_params(card.get('model', ''), bench['settings'])})"
+                        if isinstance(bench.get("settings"), dict) and bench["settings"] else ")"))
     if card.get("notes"):
         lines.append(str(card["notes"]))
     return lines

@@ -232,6 +232,7 @@ def test_the_shipped_comi_is_chosen_and_its_card_says_what_it_was_trained_on_and
     assert window.state.model_name == "comi"
     text = window.model_panel.card.text()
     assert "simulated specimens" in text and "held-out test images" in text and "dB" in text
+    assert "views averaged 2" in text            # the settings the score was measured with
 
 
 def test_a_fine_tuned_cards_training_counts_every_run():
