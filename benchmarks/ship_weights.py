@@ -14,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from core.models.registry import check_params, get_entry
+from core.models.registry import get_entry
 from core.models.weights import load_weights, save_weights
 from resources import WEIGHTS
-from training.bench import make_cases, make_empty_cases, run_empty, run_quality, summarise
+from training.bench import (make_cases, make_empty_cases, model_settings, run_empty, run_quality,
+                            summarise)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     card["bench"] = {
         "command": f"deblur bench --models {model} --synthetic {args.synthetic}"
                    + (f" --steps {args.steps}" if args.steps else ""),
-        "settings": check_params(entry, params or {}),     # the defaults the numbers hold for
+        "settings": model_settings([entry], params)[model],     # what the numbers hold for
         "images": summary["images"],
         "psnr_blurred": round(summary["psnr_blurred"], 2),
         "psnr_rl_true_psf": round(summary["psnr_rl_oracle"], 2),

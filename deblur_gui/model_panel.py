@@ -60,12 +60,14 @@ def describe_card(card: dict) -> list[str]:
         lines.append(txt)
     bench = card.get("bench") or {}
     if bench.get("gain_db") is not None:
+        settings = bench.get("settings")        # what the score was measured with
+        shown = ""
+        if isinstance(settings, dict) and settings:
+            shown = f"; {describe_params(card.get('model', ''), settings)}"
         lines.append(f"On held-out test images: {float(bench['gain_db']):+.1f} dB inside the blurred "
                      f"regions ({bench.get('images', '?')} images, PSNR "
                      f"{float(bench.get('psnr_blurred', float('nan'))):.1f} \u2192 "
-                     f"{float(bench.get('psnr', float('nan'))):.1f} dB"
-                     + (f"; {describe_params(card.get('model', ''), bench['settings'])})"
-                        if isinstance(bench.get("settings"), dict) and bench["settings"] else ")"))
+                     f"{float(bench.get('psnr', float('nan'))):.1f} dB{shown})")
     if card.get("notes"):
         lines.append(str(card["notes"]))
     return lines

@@ -133,12 +133,12 @@ def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
         over = _read_toml(_resolve_config_path(str(config)))
         if "model" in over or "model" in over.get(cfg["model_name"], {}):
             return
-    from core.models.weights import WeightsError, load_weights
+    from core.models.registry import read_card
     try:
-        _, card = load_weights(init)
-    except WeightsError as exc:
+        card = read_card(init)          # the card only; a missing or bad file is reported by init_from
+    except ValueError as exc:
         raise UsageError(f"--init: {exc}") from None
-    if card["model"] in ("comi", "cyclegan"):       # their generators share one architecture
+    if card.get("model") in ("comi", "cyclegan") and isinstance(card.get("architecture"), dict):
         cfg["model"] = {"preset": cfg["model"].get("preset", "cpu"), **card["architecture"]}
 
 

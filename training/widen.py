@@ -51,12 +51,6 @@ class _Level:
         total = torch.zeros(old, dtype=torch.float64).index_add_(0, self.source, rank)
         self.share = rank / total[self.source]
 
-    @staticmethod
-    def identity(n: int) -> "_Level":
-        level = _Level.__new__(_Level)
-        level.source, level.share = torch.arange(n), torch.ones(n, dtype=torch.float64)
-        return level
-
 
 def _copy_conv(src: nn.Conv2d, dst: nn.Conv2d, reads: _Level, writes: _Level) -> None:
     w = src.weight.detach().double()[writes.source][:, reads.source]
@@ -75,8 +69,8 @@ def widen_unet(src: UNetGenerator, dst: UNetGenerator, seed: int = 0) -> None:
         raise ValueError("the new network is not the old U-Net with more channels per level")
     gen = torch.Generator().manual_seed(seed)
     levels = [_Level(a, b, gen) for a, b in zip(_widths(src), _widths(dst))]
-    image_in = _Level.identity(src.config["in_channels"])
-    image_out = _Level.identity(src.config["out_channels"])
+    image_in = _Level(src.config["in_channels"], src.config["in_channels"], gen)     # unchanged
+    image_out = _Level(src.config["out_channels"], src.config["out_channels"], gen)
     for i, (enc_s, enc_d) in enumerate(zip(src.encoders, dst.encoders)):
         for j, (cs, cd) in enumerate(zip(enc_s, enc_d)):
             _copy_conv(cs[0], cd[0], image_in if i == j == 0 else levels[i], levels[i])
