@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from core.models.cyclegan import ResnetGenerator
+from core.models.resnet_generator import ResnetGenerator
 from core.models.unet import UNet
 from core.models.unet_generator import UNetGenerator
 from training.data import make_datasets

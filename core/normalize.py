@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NormParams", "percentile_params", "normalize", "denormalize", "cast_like", "dtype_range"]
+__all__ = ["NormParams", "P_LOW", "P_HIGH", "percentile_params", "normalize", "denormalize",
+           "cast_like", "dtype_range"]
+
+#: the percentiles every model is trained and run with (1st -> 0, 99.8th -> 1), as CSBDeep
+P_LOW, P_HIGH = 1.0, 99.8
 
 # Above this many pixels the percentiles are estimated on a regular subsample: the estimate is
 # within a fraction of a grey level and it keeps an 8192x8192 plane from being sorted in full.
@@ -27,7 +31,7 @@ class NormParams:
         return self.hi - self.lo
 
 
-def percentile_params(x: np.ndarray, p_low: float = 1.0, p_high: float = 99.8) -> NormParams:
+def percentile_params(x: np.ndarray, p_low: float = P_LOW, p_high: float = P_HIGH) -> NormParams:
     """Low and high percentiles of the finite values of `x`; a flat plane gets scale 1."""
     flat = np.asarray(x).reshape(-1)
     if flat.size > _MAX_SAMPLES:

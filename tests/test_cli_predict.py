@@ -131,8 +131,9 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     from dataclasses import replace
 
     from core.models import registry
-    from core.models.cyclegan import make_generator
-    from core.models.weights import make_card, save_weights
+    from core.models.generators import make_generator
+    from core.models.registry import make_card
+    from core.models.weights import save_weights
 
     net = make_generator(kind="unet", ngf=4, n_down=1)
     stage1 = {"data": "synthetic", "steps": 6800, "wall_time_s": 4380.0}

@@ -15,12 +15,25 @@ import torch
 
 from core.models import losses
 from core.models.comi import COMI
-from core.models.cyclegan import (CycleGAN, ImagePool, LayerNorm2d, PatchDiscriminator, ResnetGenerator,
-                                  default_margin, linear_decay, make_generator, receptive_radius)
-from core.models.ddpm import EMA, ConditionalDDPM, ddim_timesteps
+from core.models.cyclegan import CycleGAN
+from core.models.ddpm import ConditionalDDPM, ddim_timesteps
+from core.models.generators import make_generator
+from core.models.layers import LayerNorm2d
+from core.models.patchgan import PatchDiscriminator
+from core.models.registry import make_card
+from core.models.resnet_generator import ResnetGenerator, default_margin, receptive_radius
 from core.models.unet import UNet
 from core.models.unet_generator import UNetGenerator
-from core.models.weights import make_card, save_weights
+from core.models.weights import save_weights
+from training.ema import EMA
+from training.image_pool import ImagePool
+from training.schedules import lr_lambda
+from training.steps.ddpm import diffusion_objective
+
+
+def ddpm_loss(model, sharp, blurred, **kwargs):
+    """The DDPM's training loss (training/steps/ddpm.py), as a scalar."""
+    return diffusion_objective(model, sharp, blurred, **kwargs)[0]
 
 TINY_GEN = dict(ngf=4, n_down=2, n_blocks=1)
 # both generator kinds COMI and CycleGAN can use (make_generator kwargs), tiny
@@ -136,14 +149,14 @@ def test_tiled_generator_equals_whole_frame_with_aligned_tiles(kind):
 
 # ----------------------------------------------------------------------------- training helpers
 
-def test_image_pool_and_linear_decay():
+def test_image_pool_and_linear_lr_decay():
     pool = ImagePool(size=3, seed=0)
     first = pool.query(torch.arange(3.0).view(3, 1, 1, 1))
     assert torch.equal(first.flatten(), torch.arange(3.0))
     later = torch.cat([pool.query(torch.full((2, 1, 1, 1), 10.0 + i)) for i in range(20)])
     assert later.shape == (40, 1, 1, 1) and (later < 10).any() and (later >= 10).any()
     assert ImagePool(0).query(first) is first
-    f = linear_decay(100, 50)
+    f = lr_lambda(100, decay="linear", decay_start=0.5)
     assert f(0) == 1.0 and f(49) == 1.0 and 0.45 < f(75) < 0.55 and f(100) < 0.02 and f(1000) == 0.0
 
 
@@ -243,7 +256,7 @@ def test_ddpm_schedule_loss_and_data_space():
     assert len(pairs) == 20 and pairs[0][0] == 99 and pairs[-1] == (pairs[-1][0], -1)
     sharp, blurred = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
     assert torch.allclose(model.from_x0(model.to_x0(sharp, blurred), blurred), sharp, atol=1e-6)
-    loss = model.loss(sharp, blurred, generator=torch.Generator().manual_seed(0))
+    loss = ddpm_loss(model, sharp, blurred, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and model.unet.head.weight.grad is not None
     assert "alphas_cumprod" not in model.state_dict()          # derived, not stored
@@ -258,12 +271,12 @@ def test_ddpm_predictor_learns_by_l1_only_and_the_diffusion_refines_its_estimate
     with pytest.raises(ValueError, match="estimate"):
         model.condition(blurred)
     # the diffusion loss alone leaves the predictor untouched (its estimate is detached) ...
-    model.loss(sharp, blurred, generator=torch.Generator().manual_seed(0), predictor_weight=0.0).backward()
+    ddpm_loss(model, sharp, blurred, generator=torch.Generator().manual_seed(0), predictor_weight=0.0).backward()
     assert all(p.grad is None or not p.grad.any() for p in model.predictor.parameters())
     assert model.unet.head.weight.grad.abs().sum() > 0
     # ... and its L1 term trains it
     model.zero_grad()
-    model.loss(sharp, blurred, generator=torch.Generator().manual_seed(0)).backward()
+    ddpm_loss(model, sharp, blurred, generator=torch.Generator().manual_seed(0)).backward()
     assert model.predictor.head.weight.grad.abs().sum() > 0
     assert model.margin >= model.predictor.margin and model.align == 2
 
@@ -277,13 +290,13 @@ def test_ddpm_loss_decreases_on_a_tiny_batch():
 
     def fixed_loss() -> float:
         with torch.no_grad():
-            return float(model.loss(sharp, blurred, generator=torch.Generator().manual_seed(1)))
+            return float(ddpm_loss(model, sharp, blurred, generator=torch.Generator().manual_seed(1)))
 
     before = fixed_loss()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(20):
         opt.zero_grad()
-        model.loss(sharp, blurred).backward()
+        ddpm_loss(model, sharp, blurred).backward()
         opt.step()
     assert fixed_loss() < 0.8 * before
 

@@ -21,7 +21,8 @@ from torch.utils.data import Dataset
 
 from training.checkpoint import list_checkpoints, load_latest
 from training.cli import load_config
-from training.steps import Precision, build_steps, lr_lambda
+from training.schedules import lr_lambda
+from training.steps import Precision, build_steps
 from training.trainer import (Trainer, TrainingDiverged, TrainingInterrupted, _Positions,
                               batch_positions, read_log)
 
@@ -303,8 +304,9 @@ def test_temp_file_of_a_run_killed_mid_save_is_cleaned_up(tmp_path: Path) -> Non
 def test_ddpm_predictor_starts_from_a_generator_weights_file(tmp_path: Path) -> None:
     """[diffusion] predictor_init loads a trained generator (e.g. COMI's) into the predictor;
     a file of another architecture is refused with its name."""
-    from core.models.cyclegan import make_generator
-    from core.models.weights import WeightsError, make_card, save_weights
+    from core.models.generators import make_generator
+    from core.models.registry import make_card
+    from core.models.weights import WeightsError, save_weights
 
     cfg = tiny_cfg("ddpm")
     gen = make_generator(**cfg["model"]["predictor"])
@@ -325,7 +327,8 @@ def test_ddpm_predictor_starts_from_a_generator_weights_file(tmp_path: Path) -> 
 def test_fine_tuning_starts_from_a_weights_file(model: str, tmp_path: Path) -> None:
     """--init loads a trained model's weights into the network that gets exported (and the
     DDPM's EMA copy), so fine-tuning on your images starts from the shipped model."""
-    from core.models.weights import make_card, save_weights
+    from core.models.registry import make_card
+    from core.models.weights import save_weights
 
     cfg = tiny_cfg(model)
     trained = build_steps(model, cfg, CPU, Precision(CPU, False))

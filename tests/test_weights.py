@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.models.cyclegan import ResnetGenerator
 from core.models.ddpm import ConditionalDDPM
-from core.models.weights import (CARD_KEY, WeightsError, build_from_card, load_network, load_weights,
-                                 make_card, resolve_weights, save_weights)
+from core.models.registry import build_from_card, load_network, make_card
+from core.models.resnet_generator import ResnetGenerator
+from core.models.weights import CARD_KEY, WeightsError, load_weights, resolve_weights, save_weights
 
 TINY = dict(ngf=4, n_down=2, n_blocks=1)
 

@@ -87,7 +87,7 @@ def test_train_init_from_a_narrower_file_widens_it(tmp_path: Path, capsys) -> No
     card = json.loads((wide / "comi.json").read_text())
     assert card["architecture"]["widths"] == [12, 16]
     assert card["training"]["started_from"]["widened_from"]["ngf"] == 8
-    from core.models.weights import load_network
+    from core.models.registry import load_network
     net, _ = load_network(wide / "comi.safetensors")
     assert net.head.in_channels == 12
 

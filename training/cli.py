@@ -31,12 +31,13 @@ from typing import Any, Sequence
 import torch
 
 from core.io import atomic_write
+from core.models.registry import get_entry, list_entries, read_card
+from training.steps import model_names
 
 __all__ = ["main", "load_config", "CONFIG_DIR", "UsageError", "format_toml"]
 
 PROG = "deblur-train"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-MODELS = ("comi", "cyclegan", "ddpm")
 # tables whose keys are constructor kwargs (checked by the constructor, not against the defaults)
 OPEN_TABLES = {"model", "discriminator", "degradation"}
 
@@ -72,7 +73,7 @@ def _resolve_config_path(name: str) -> Path:
 def _merge(base: dict[str, Any], over: dict[str, Any], where: str, strict: bool = True) -> None:
     """Deep-merge `over` into `base`; unknown keys in closed tables are errors (typos)."""
     for key, value in over.items():
-        if key in MODELS and "." not in where:
+        if key in model_names() and "." not in where:
             continue                                  # per-model tables handled by the caller
         if isinstance(value, dict):
             if key not in base:
@@ -100,8 +101,8 @@ def load_config(model: str, config: str | Path | None = None,
     A config file may hold tables for several models: ``[ddpm.model]`` applies only when
     training the DDPM, after the file's general tables.
     """
-    if model not in MODELS:
-        raise UsageError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
+    if model not in model_names():
+        raise UsageError(f"unknown model {model!r} (choose from {', '.join(model_names())})")
     cfg = _read_toml(CONFIG_DIR / f"{model}.toml")
     cfg["model_name"] = model
     if config is not None:
@@ -127,19 +128,22 @@ def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
     knowledge of how wide it is. A config that sets ``[model]`` keeps it (and a wider one
     widens the file's network, `load_weights_into`)."""
     init = str(cfg["train"].get("init", "") or "")
-    if not init or cfg["model_name"] not in ("comi", "cyclegan"):
+    if not init or get_entry(cfg["model_name"]).kind != "gan":
         return
     if config is not None:
         over = _read_toml(_resolve_config_path(str(config)))
         if "model" in over or "model" in over.get(cfg["model_name"], {}):
             return
-    from core.models.registry import read_card
     try:
         card = read_card(init)          # the card only; a missing or bad file is reported by init_from
     except ValueError as exc:
         raise UsageError(f"--init: {exc}") from None
-    if card.get("model") in ("comi", "cyclegan") and isinstance(card.get("architecture"), dict):
+    if card.get("model") in _gan_names() and isinstance(card.get("architecture"), dict):
         cfg["model"] = {"preset": cfg["model"].get("preset", "cpu"), **card["architecture"]}
+
+
+def _gan_names() -> set[str]:
+    return {e.name for e in list_entries() if e.kind == "gan"}
 
 
 def _check_train(cfg: dict[str, Any]) -> None:
@@ -201,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
                "  deblur-train --out runs/comi --resume\n"
                "  torchrun --nproc_per_node 2 -m training --model ddpm --data synthetic "
                "--out runs/ddpm")
-    p.add_argument("--model", choices=MODELS, help="which model to train (read from RUN on --resume)")
+    p.add_argument("--model", choices=model_names(), help="which model to train (read from RUN on --resume)")
     p.add_argument("--data", help="folder of sharp images, or 'synthetic' for generated specimens")
     p.add_argument("--blurred", help="folder of blurred images: same names as --data for paired "
                    "training (COMI), any names for unpaired (CycleGAN); default: simulate blur")

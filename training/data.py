@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.degrade import DefocusConfig, sample_optics, simulate_local_defocus
-from core.normalize import normalize, percentile_params
+from core.normalize import P_HIGH, P_LOW, normalize, percentile_params
 from training import synth
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "IMAGE_SUFFIXES", "P_LOW", "P_HIGH", "PATCHES_PER_FIELD", "field_order",
 ]
 
-P_LOW, P_HIGH = 1.0, 99.8
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 TRAIN, VAL = 0, 1
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
-from training.steps import ModelSteps
+from core.models.registry import make_card
+from core.normalize import P_HIGH, P_LOW
+from training.steps.base import ModelSteps
 
 __all__ = ["export_run", "build_card", "weights_path"]
 
@@ -52,8 +54,6 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
     tells the whole chain of training. `averaged_steps`: the weights are the mean over the
     checkpoints of these steps (``--export-only --average K``).
     """
-    from core.models.weights import make_card
-
     data = cfg.get("data", {})
     t = cfg.get("train", {})
     training = {
@@ -91,7 +91,7 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
     if averaged_steps and len(averaged_steps) > 1 and "note" not in val:
         val["note"] = (f"measured on the checkpoint of step {val.get('step', trained_steps)} "
                        "alone, before averaging")
-    normalisation = {"kind": "percentile", "p_low": 1.0, "p_high": 99.8, "per": "plane",
+    normalisation = {"kind": "percentile", "p_low": P_LOW, "p_high": P_HIGH, "per": "plane",
                      "reference": "the blurred input (as the engine does at inference)"}
     return make_card(steps.name, net, normalisation=normalisation, training=training,
                      validation=val, notes=notes)

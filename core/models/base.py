@@ -12,12 +12,12 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from core.devices import autocast_context
+from core.models.layers import pad_to_multiple
 from core.tiling import Tiler
 
-__all__ = ["Restorer", "NetworkRestorer", "pad_to_multiple", "ORIENTATION_CHOICES", "orient", "unorient"]
+__all__ = ["Restorer", "NetworkRestorer", "ORIENTATION_CHOICES", "orient", "unorient"]
 
 #: how many orientations a network may average over (the first k of `orient`): 1 as is, 2 and its
 #: left-right mirror, 4 those and both turned a quarter, 8 all symmetries of the square
@@ -50,16 +50,6 @@ class Restorer(ABC):
     @abstractmethod
     def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         """Restore a normalised (H, W) float32 plane; returns (H, W) float32, same scaling."""
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Mirror-pad H and W up to a multiple (networks that down-sample need it)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
 class NetworkRestorer(Restorer):
@@ -95,7 +85,8 @@ class NetworkRestorer(Restorer):
 
     def forward_tiles(self, batch: torch.Tensor) -> torch.Tensor:
         """The tile function handed to Tiler.map."""
-        x, (h, w) = pad_to_multiple(batch, self.pad_multiple)
+        h, w = batch.shape[-2:]
+        x = pad_to_multiple(batch, self.pad_multiple)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         total = None
         with torch.inference_mode():

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core import degrade
 from core.models.base import Restorer
-from core.models.registry import ModelEntry, Param, register
+from core.models.spec import ModelEntry, Param
 from core.tiling import Tiler
 
-__all__ = ["RichardsonLucy", "make_psf"]
+__all__ = ["RichardsonLucy", "make_psf", "MODEL"]
 
 # RL needs positive data; normalised images have their 1st percentile at 0, so a fixed shift
 # keeps the dark background positive without changing the result's scale.
@@ -27,8 +28,6 @@ _EPS = 1e-6
 
 def make_psf(radius: float, shape: str = "disk") -> np.ndarray:
     """Defocus PSF of the given blur radius in pixels (unit sum)."""
-    from core import degrade
-
     if shape == "gaussian":
         return degrade.gaussian_psf(max(radius, 0.3) / 2.0)
     return degrade.disk_psf(max(radius, 0.5))
@@ -85,20 +84,16 @@ class RichardsonLucy(Restorer):
         return out[0].numpy()
 
 
-def _build(weights, device: torch.device, psf_radius: float, iterations: int, psf_shape: str
-           ) -> RichardsonLucy:
-    if weights is not None:
-        raise ValueError("richardson-lucy is a classical method and takes no weights file")
+def _build(net: None, card: dict, device: torch.device, psf_radius: float, iterations: int,
+           psf_shape: str) -> RichardsonLucy:
     return RichardsonLucy(make_psf(psf_radius, psf_shape), iterations=iterations, device=device)
 
 
-register(ModelEntry(
-    name="richardson-lucy",
-    kind="classical",
+MODEL = ModelEntry(
+    name="richardson-lucy", kind="classical", display_name="Richardson-Lucy", order=3,
     summary=("Classical deconvolution (Richardson-Lucy) with a defocus blur of the radius you set; "
              "no training, a baseline to compare against."),
     build=_build,
-    default_weights=None,
     params={
         "psf_radius": Param(4.0, float, "blur radius of the defocus PSF in pixels",
                             label="Blur radius (px)", min=0.5, max=60.0),
@@ -107,4 +102,4 @@ register(ModelEntry(
         "psf_shape": Param("disk", str, "PSF shape: disk (defocus) or gaussian",
                            label="Blur shape", choices=("disk", "gaussian")),
     },
-))
+)

@@ -32,21 +32,13 @@ overlaps (raised-cosine weights, as WeatherDiffusion does), then the DDIM update
 the whole region. Neighbouring tiles therefore always share one x_t and there is no seam.
 Deterministic for eta = 0 (the default); eta > 0 draws its noise from the same seeded generator.
 
-How a trainer uses this module (``training/steps/ddpm.py``)::
-
-    model = ConditionalDDPM(**ARCH_PRESETS["cpu"])
-    ema = EMA(model, decay=0.999)
-    loss = model.loss(batch["sharp"], batch["blurred"])    # MSE on v (or eps), random t, + L1 of the predictor
-    loss.backward(); opt.step(); ema.update(model)
-    val = ema.model.sample(blurred, steps=20, seed=0)        # whole-frame, for validation
-    save_weights(path, ema.model.state_dict(), make_card("ddpm", ema.model, ...))  # EMA weights
+Training (the loss, the EMA weights that get exported) lives in ``training/steps/ddpm.py``; the
+module's `forward` is the training pass it calls, `sample` the whole-frame sampler validation uses.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -56,26 +48,24 @@ from torch import nn
 
 from core.devices import autocast_context
 from core.models.base import NetworkRestorer, Restorer
-from core.models.cyclegan import make_generator
-from core.models.registry import ModelEntry, Param, register
+from core.models.generators import GENERATOR_PRESETS, make_generator
+from core.models.spec import ModelEntry, Param
 from core.models.unet import UNet
-from core.models.weights import default_weights_path, load_network, resolve_weights
 from core.tiling import Tiler
 
 __all__ = ["ARCH_PRESETS", "CARD_NOTES", "AMP", "cosine_alphas_cumprod", "ddim_timesteps",
-           "ConditionalDDPM", "EMA", "DDPMRestorer", "build"]
+           "ConditionalDDPM", "DDPMRestorer", "MODEL"]
 
-# "cpu": 1.87 M denoiser parameters + the 2.2 M predictor (COMI's U-Net generator, one pass);
-# 20 DDIM steps on a 512x512 ROI in a 2048x2048 frame take 30-38 s on an idle 2-core CPU with
-# bf16 autocast (deblur bench --speed, three runs). "gpu": 43 M parameters, 4 levels, attention at the lowest level.
-PREDICTOR: dict = dict(kind="unet", ngf=16, n_down=4, residual=True)
+# "cpu": 1.87 M denoiser parameters + the predictor (COMI's CPU U-Net generator, one pass);
+# "gpu": 43 M parameters, 4 levels, attention at the lowest level. Speeds: docs/BENCHMARKS.md.
+PREDICTOR: dict = dict(GENERATOR_PRESETS["cpu"])
 ARCH_PRESETS: dict[str, dict] = {
     "cpu": dict(dim=32, dim_mults=(1, 2, 4), num_res_blocks=1, attention=False, predictor=PREDICTOR),
     "gpu": dict(dim=64, dim_mults=(1, 2, 4, 8), num_res_blocks=2, attention=True,
                 predictor=dict(PREDICTOR, ngf=48, dec_convs=2)),
 }
-# Autocast at inference (bf16 on CPU, fp16/bf16 on GPU; LayerNorm stays float32): measured on a
-# 2-core CPU, 1.4-1.6x faster, output within 62-71 dB PSNR of float32 (far below restoration error).
+# Autocast at inference (bf16 on CPU, fp16/bf16 on GPU; LayerNorm stays float32): faster, and
+# its cost in PSNR is far below the restoration error (docs/BENCHMARKS.md).
 AMP = True
 CARD_NOTES = (
     "Conditional DDPM (SR3-style: blurred image concatenated to the noisy input) with a "
@@ -198,28 +188,6 @@ class ConditionalDDPM(nn.Module):
         a = self.alphas_cumprod.to(like.device)[torch.as_tensor(t, device=like.device).long()]
         return a.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype) if a.ndim else a.to(like.dtype)
 
-    # --- training
-    def loss(self, sharp: torch.Tensor, blurred: torch.Tensor,
-             generator: torch.Generator | None = None,
-             predictor_weight: float = 1.0) -> torch.Tensor:
-        """MSE between the U-Net output and the v (or eps) target at uniformly random t, plus
-        ``predictor_weight`` x L1(estimate, sharp) when there is a predictor."""
-        n = sharp.shape[0]
-        dev = generator.device if generator is not None else sharp.device
-        t = torch.randint(0, self.timesteps, (n,), device=dev, generator=generator).to(sharp.device)
-        noise = torch.randn(sharp.shape, device=dev, generator=generator).to(sharp.device, sharp.dtype)
-        diffusion, predictor = self.loss_terms(*self(sharp, blurred, t, noise), sharp)
-        return diffusion + predictor_weight * predictor
-
-    def loss_terms(self, out: torch.Tensor, target: torch.Tensor, base: torch.Tensor,
-                   sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(diffusion MSE on v/eps, predictor L1 against the sharp image; 0 without a predictor)
-        from a `forward` pass, in float32."""
-        diffusion = F.mse_loss(out.float(), target.float())
-        if self.predictor is None:
-            return diffusion, torch.zeros((), device=out.device)
-        return diffusion, F.l1_loss(base.float(), sharp.float())
-
     # --- sampling
     def ddim_step(self, x_t: torch.Tensor, out: torch.Tensor, t: int, t_prev: int, eta: float = 0.0,
                   noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -278,38 +246,6 @@ class ConditionalDDPM(nn.Module):
         """Down-sampling grid the tiles must start on: the U-Net's and the predictor's."""
         f = self.unet.factor
         return f if self.predictor is None else math.lcm(f, 2 ** self.predictor.n_down)
-
-
-# ----------------------------------------------------------------------------- EMA
-
-class EMA:
-    """Exponential moving average of a model's weights (the weights that get exported).
-
-    ``decay`` is warmed up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not stuck
-    at the random initialisation. Pass the unwrapped module (``ddp.module``) to `update`.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.num_updates = 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for e, p in zip(self.model.parameters(), model.parameters()):
-            e.lerp_(p.detach().to(e.dtype), 1 - d)
-        for e, b in zip(self.model.buffers(), model.buffers()):
-            e.copy_(b)
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "decay": self.decay, "num_updates": self.num_updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.decay = state.get("decay", self.decay)
-        self.num_updates = int(state.get("num_updates", 0))
 
 
 # ----------------------------------------------------------------------------- inference
@@ -372,22 +308,24 @@ class DDPMRestorer(Restorer):
         return self.net.from_x0(x_t, base)[0].numpy().astype(np.float32)
 
 
-def build(weights: Path | None = None, device: torch.device = torch.device("cpu"),
-          steps: int = 20, eta: float = 0.0, **params) -> DDPMRestorer:
-    """Registry builder: the EMA network from a weights file as a tiled DDIM sampler."""
-    net, card = load_network(resolve_weights("ddpm", weights), "ddpm", device)
+def build(net: ConditionalDDPM, card: dict, device: torch.device, steps: int = 20,
+          eta: float = 0.0) -> DDPMRestorer:
+    """Registry builder: the EMA network of a weights file as a tiled DDIM sampler."""
     return DDPMRestorer(net, device=device, steps=steps, eta=eta, amp=AMP,
                         margin=card.get("inference", {}).get("margin"))
 
 
-register(ModelEntry(
-    name="ddpm", kind="diffusion",
+MODEL = ModelEntry(
+    name="ddpm", kind="diffusion", display_name="Diffusion (DDPM)", order=1,
     summary="Diffusion model that generates a sharp version of the blurred region step by step; "
             "slower, often the most detailed, reproducible with a seed.",
-    build=build, default_weights=default_weights_path("ddpm"),
+    build=build, network=ConditionalDDPM, presets={"model": ARCH_PRESETS},
     params={
         "steps": Param(20, int, "DDIM sampling steps: more is slower and a little more detailed",
                        label="Steps", min=1, max=1000),
         "eta": Param(0.0, float, "DDIM noise: 0 gives the same result for the same seed; "
                      "up to 1 adds variety", label="Eta", min=0.0, max=1.0),
-    }))
+    },
+    card_notes=CARD_NOTES,
+    steps="training.steps.ddpm:DDPMSteps",
+)

@@ -1,115 +1,70 @@
-"""The one model registry: name -> how to build it, its parameters, weights and card.
+"""The one model registry: name -> its description (`ModelEntry`), its network, weights and card.
 
-Model modules register themselves when imported; `BUILTIN_MODULES` lists the ones that ship.
-The CLI, the GUI and the benchmark all go through `load_model`, so a model added here appears
-everywhere at once.
+Every module of ``core.models`` that exports a ``MODEL`` description is a model; nothing else
+lists the models. The CLI, the GUI, the benchmark and ``deblur-train`` all go through
+`list_entries` / `load_model`, so a model added as a module appears everywhere at once.
+Model modules never import this one (the descriptions are data), so there is no import cycle.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-from dataclasses import dataclass, field
+import pkgutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from torch import nn
 
 from core.devices import pick_device
 from core.models.base import Restorer
+from core.models.spec import ModelEntry, Param
+from core.models.weights import (WeightsError, check_state_dict, json_clean, load_weights,
+                                 read_card, resolve_weights)
+from core.normalize import P_HIGH, P_LOW
 
 __all__ = ["Param", "ModelEntry", "register", "get_entry", "list_entries", "load_model",
-           "default_model_name",
-           "read_card", "card_summary", "data_label", "BUILTIN_MODULES"]
-
-BUILTIN_MODULES = ["core.models.classical", "core.models.comi", "core.models.cyclegan",
-                   "core.models.ddpm"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """A user-settable model parameter, described for the CLI and the GUI."""
-
-    default: Any
-    type: type
-    help: str
-    label: str = ""          # short plain label for the GUI
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
-
-    def check(self, name: str, value: Any) -> Any:
-        """Convert and range-check a value, with a message a user understands."""
-        try:
-            value = self.type(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a {self.type.__name__}, got {value!r}") from None
-        if self.min is not None and value < self.min:
-            raise ValueError(f"{name} must be at least {self.min}, got {value}")
-        if self.max is not None and value > self.max:
-            raise ValueError(f"{name} must be at most {self.max}, got {value}")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{name} must be one of {', '.join(map(str, self.choices))}")
-        return value
-
-
-@dataclass
-class ModelEntry:
-    name: str
-    kind: str                                   # "classical" | "gan" | "diffusion"
-    summary: str                                # one plain sentence for biologists
-    build: Callable[..., Restorer]              # build(weights, device, **params)
-    default_weights: Path | None = None
-    params: dict[str, Param] = field(default_factory=dict)
-
-    @property
-    def needs_weights(self) -> bool:
-        return self.kind != "classical"
-
-    def has_weights(self) -> bool:
-        return self.default_weights is not None and Path(self.default_weights).is_file()
-
+           "default_model_name", "check_params", "read_card", "card_summary", "data_label",
+           "training_totals", "make_card", "build_from_card", "load_network"]
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
 def register(entry: ModelEntry) -> None:
-    """Add a model (a later registration of the same name replaces the earlier one)."""
+    """Add a model that lives outside ``core.models`` (a later registration of the same name
+    replaces the earlier one)."""
     _REGISTRY[entry.name] = entry
 
 
 def _load_builtins() -> None:
+    """Import every module of ``core.models`` and register the ``MODEL`` each one exports."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # only a model module that is not part of this installation is skipped
-            if exc.name != module:
-                raise
+    import core.models as package
 
-
-#: the order in which pickers and tables show the shipped models (others follow)
-DISPLAY_ORDER = ["comi", "ddpm", "cyclegan", "richardson-lucy"]
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        entry = getattr(module, "MODEL", None)
+        if isinstance(entry, ModelEntry):
+            _REGISTRY.setdefault(entry.name, entry)
 
 
 def list_entries() -> list[ModelEntry]:
-    """Every registered model: the shipped ones in DISPLAY_ORDER, then any others."""
+    """Every registered model, in display order (`ModelEntry.order`, then name)."""
     _load_builtins()
-    rank = {n: i for i, n in enumerate(DISPLAY_ORDER)}
-    return sorted(_REGISTRY.values(), key=lambda e: rank.get(e.name, len(rank)))
+    return sorted(_REGISTRY.values(), key=lambda e: (e.order, e.name))
 
 
 def default_model_name() -> str:
-    """The model a new user gets: the first in DISPLAY_ORDER that can run here (has weights)."""
-    for e in list_entries():
+    """The model a new user gets: the first in display order that can run here (has weights)."""
+    entries = list_entries()
+    for e in entries:
         if not e.needs_weights or e.has_weights():
             return e.name
-    return "richardson-lucy"
+    return next(e.name for e in entries if not e.needs_weights)
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -140,30 +95,72 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
     entry = get_entry(name)
     dev = pick_device(device)
     checked = check_params(entry, params)
-    return entry.build(Path(weights) if weights is not None else None, dev, **checked)
+    if entry.network is None:
+        if weights is not None:
+            raise ValueError(f"{name} is a classical method and takes no weights file")
+        return entry.build(None, {}, dev, **checked)
+    net, card = load_network(resolve_weights(name, weights), name, dev)
+    return entry.build(net, card, dev, **checked)
 
 
-def read_card(weights: str | Path) -> dict:
-    """The model card beside a weights file (<name>.json), else the one inside its metadata."""
-    weights = Path(weights)
-    side = weights.with_suffix(".json")
-    if side.is_file():
-        try:
-            return json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{side}: the model card cannot be read ({exc})") from None
-    if weights.is_file():
-        from safetensors import safe_open
+# ----------------------------------------------------------------------------- networks and cards
 
-        try:
-            with safe_open(str(weights), framework="pt") as f:
-                meta = f.metadata() or {}
-        except Exception as exc:  # safetensors raises several types for damaged files
-            raise ValueError(f"{weights}: not a readable safetensors file ({exc})") from None
-        if "deblur_card" in meta:
-            return json.loads(meta["deblur_card"])
-    return {}
+def make_card(model: str, net: nn.Module, **sections: Any) -> dict:
+    """A model card: model name, architecture (= ``net.config``), the model's `card_notes`.
 
+    Extra keyword sections (``normalisation``, ``training``, ``validation``, ``notes``...) are
+    copied in; a given ``notes`` (what this run did differently) comes first, then the model's
+    own notes (what every run of this model shares), so a reader sees the particular first.
+    """
+    entry = _trainable_entry(model, "model")
+    config = getattr(net, "config", None)
+    if not isinstance(config, dict):
+        raise WeightsError(f"{type(net).__name__} has no .config dict to record its architecture")
+    card: dict[str, Any] = {
+        "model": model,
+        "network": type(net).__name__,
+        "architecture": dict(config),
+        "normalisation": {"kind": "percentile", "p_low": P_LOW, "p_high": P_HIGH},
+    }
+    extra = sections.pop("notes", None)
+    card.update(sections)
+    notes = entry.card_notes
+    card["notes"] = notes if not extra else f"{extra} {notes}".strip()
+    return json_clean(card)
+
+
+def _trainable_entry(model: Any, where: str) -> ModelEntry:
+    """The entry of a model that has a network, or a WeightsError naming `where`."""
+    _load_builtins()
+    entry = _REGISTRY.get(model) if isinstance(model, str) else None
+    if entry is None or entry.network is None:
+        known = ", ".join(e.name for e in list_entries() if e.network is not None)
+        raise WeightsError(f"{where}: unknown model {model!r} (known: {known})")
+    return entry
+
+
+def build_from_card(card: dict, path: str | Path | None = None) -> nn.Module:
+    """Construct the (untrained) network a card describes: its model's ``network(**architecture)``."""
+    where = f"weights file {path}" if path is not None else "model card"
+    entry = _trainable_entry(card.get("model"), where)
+    try:
+        return entry.network(**card["architecture"])
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{where}: its architecture {card['architecture']} does not fit "
+                           f"the {entry.name} network: {exc}") from None
+
+
+def load_network(path: str | Path, expected_model: str | None = None,
+                 device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """Weights file -> (network in eval mode on `device`, card); every failure is a WeightsError."""
+    state, card = load_weights(path, expected_model)
+    net = build_from_card(card, path)
+    check_state_dict(net, state, path)
+    net.load_state_dict(state, strict=True)
+    return net.to(device).eval(), card
+
+
+# ----------------------------------------------------------------------------- plain words
 
 def data_label(data: str) -> str:
     """Plain words for a card's training data ("synthetic" is our simulated specimens)."""

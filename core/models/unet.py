@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.cyclegan import LayerNorm2d, pad_to_multiple
+from core.models.layers import LayerNorm2d, pad_to_multiple
 
 __all__ = ["UNet", "ResBlock", "Attention", "sinusoidal_embedding"]
 
@@ -138,7 +138,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h_in, w_in = x.shape[-2:]
-        x = pad_to_multiple(x, self.factor)
+        x = pad_to_multiple(x, self.factor, min_multiples=2)
         t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
         emb = self.time_mlp(sinusoidal_embedding(t, self.config["dim"]))
 

@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from core.models.cyclegan import pad_to_multiple
+from core.models.layers import pad_to_multiple
 
 __all__ = ["UNetGenerator"]
 
@@ -59,7 +59,7 @@ class UNetGenerator(nn.Module):
     residual : bool
         ``out = x + g(x)`` (needs in_channels == out_channels).
     kind : str
-        Always "unet"; recorded in the card so `core.models.cyclegan.make_generator` rebuilds it.
+        Always "unet"; recorded in the card so `core.models.generators.make_generator` rebuilds it.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, ngf: int = 16, n_down: int = 3,
@@ -98,7 +98,7 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        y = pad_to_multiple(x, 2 ** self.n_down) if self.n_down else x
+        y = pad_to_multiple(x, 2 ** self.n_down, min_multiples=2) if self.n_down else x
         skips = []
         for i, enc in enumerate(self.encoders):
             y = enc(y if i == 0 else self.downs[i - 1](y))
@@ -120,6 +120,6 @@ class UNetGenerator(nn.Module):
 
     @property
     def margin(self) -> int:
-        """Halo per tile: half the receptive radius rounded up to 8 (see cyclegan.default_margin;
+        """Halo per tile: half the receptive radius rounded up to 8 (see resnet_generator.default_margin;
         the effective receptive field is much narrower than the theoretical one)."""
         return int(-(-(self.receptive_radius / 2) // 8) * 8)

@@ -5,22 +5,21 @@ card as JSON in the safetensors metadata under ``"deblur_card"``, and the same c
 ``<name>.json`` beside it for people and the catalog. Loading never unpickles anything: a file
 from a colleague cannot run code.
 
-The card's ``"architecture"`` is the network's constructor kwargs (``net.config``), so a network
-of any size a user trained loads without code changes: ``build_from_card(card)`` picks the class
-from ``card["model"]`` (`NETWORKS`) and calls it with those kwargs.
+This module is the file format only and knows no model: the registry
+(``core.models.registry``) builds a card's network (`build_from_card`: the model's
+description's ``network(**card["architecture"])``), writes cards (`make_card`) and loads
+networks (`load_network`).
 
 How a trainer exports (``training/export``)::
 
     card = make_card("comi", gan.g_deblur, training={...}, validation={...})
     save_weights(run / "comi.safetensors", gan.g_deblur.state_dict(), card)
-    # DDPM: make_card("ddpm", ema.model, ...); save_weights(path, ema.model.state_dict(), card)
 
 and ``load_model("comi", weights=path)`` runs it.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,19 +28,12 @@ import torch
 from torch import nn
 
 from core.io import atomic_write
+from resources import WEIGHTS
 
-__all__ = ["WeightsError", "CARD_KEY", "NETWORKS", "save_weights", "load_weights", "make_card",
-           "build_from_card", "check_state_dict", "load_network", "default_weights_path",
-           "resolve_weights"]
+__all__ = ["WeightsError", "CARD_KEY", "save_weights", "load_weights", "read_card", "json_clean",
+           "check_state_dict", "default_weights_path", "resolve_weights"]
 
 CARD_KEY = "deblur_card"
-
-# model name -> "module:Class" of the network that inference runs (the exported one)
-NETWORKS: dict[str, str] = {
-    "comi": "core.models.cyclegan:make_generator",
-    "cyclegan": "core.models.cyclegan:make_generator",
-    "ddpm": "core.models.ddpm:ConditionalDDPM",
-}
 
 
 class WeightsError(ValueError):
@@ -139,52 +131,35 @@ def load_weights(path: str | Path, expected_model: str | None = None,
     return state, card
 
 
-def make_card(model: str, net: nn.Module, **sections: Any) -> dict:
-    """A model card: model name, architecture (= ``net.config``), the module's CARD_NOTES.
+def read_card(weights: str | Path) -> dict:
+    """The model card beside a weights file (<name>.json), else the one inside its metadata
+    ({} when there is neither); ValueError naming the file when it cannot be read."""
+    weights = Path(weights)
+    side = weights.with_suffix(".json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{side}: the model card cannot be read ({exc})") from None
+    if weights.is_file():
+        from safetensors import safe_open
 
-    Extra keyword sections (``normalisation``, ``training``, ``validation``, ``notes``...) are
-    copied in; a given ``notes`` (what this run did differently) comes first, then the model's
-    own notes (what every run of this model shares), so a reader sees the particular first.
-    """
-    if model not in NETWORKS:
-        raise WeightsError(f"unknown model {model!r} (known: {', '.join(NETWORKS)})")
-    config = getattr(net, "config", None)
-    if not isinstance(config, dict):
-        raise WeightsError(f"{type(net).__name__} has no .config dict to record its architecture")
-    module = importlib.import_module(f"core.models.{model}")
-    notes = getattr(module, "CARD_NOTES", "")
-    card: dict[str, Any] = {
-        "model": model,
-        "network": type(net).__name__,
-        "architecture": dict(config),
-        "normalisation": {"kind": "percentile", "p_low": 1.0, "p_high": 99.8},
-    }
-    extra = sections.pop("notes", None)
-    card.update(sections)
-    card["notes"] = notes if not extra else f"{extra} {notes}".strip()
-    return json.loads(json.dumps(card, default=_json_default))   # JSON-clean (tuples -> lists)
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception as exc:  # safetensors raises several types for damaged files
+            raise ValueError(f"{weights}: not a readable safetensors file ({exc})") from None
+        if CARD_KEY in meta:
+            return json.loads(meta[CARD_KEY])
+    return {}
+
+
+def json_clean(obj: Any) -> Any:
+    """`obj` as plain JSON types (tuples -> lists, paths -> strings, tensor scalars -> numbers)."""
+    return json.loads(json.dumps(obj, default=_json_default))
 
 
 # ----------------------------------------------------------------------------- networks
-
-def _network_class(model: str) -> type[nn.Module]:
-    module, _, cls = NETWORKS[model].partition(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def build_from_card(card: dict, path: str | Path | None = None) -> nn.Module:
-    """Construct the (untrained) network a card describes: ``NETWORKS[model](**architecture)``."""
-    where = f"weights file {path}" if path is not None else "model card"
-    model = card.get("model")
-    if model not in NETWORKS:
-        raise WeightsError(f"{where}: unknown model {model!r} (known: {', '.join(NETWORKS)})")
-    cls = _network_class(model)
-    try:
-        return cls(**card["architecture"])
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{where}: its architecture {card['architecture']} does not fit "
-                           f"the {model} network: {exc}") from None
-
 
 def check_state_dict(net: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
     """Raise WeightsError naming the file and each missing/unexpected tensor or shape mismatch."""
@@ -207,19 +182,8 @@ def check_state_dict(net: nn.Module, state: Mapping[str, torch.Tensor], path: st
                            + "; ".join(problems))
 
 
-def load_network(path: str | Path, expected_model: str | None = None,
-                 device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Weights file -> (network in eval mode on `device`, card); every failure is a WeightsError."""
-    state, card = load_weights(path, expected_model)
-    net = build_from_card(card, path)
-    check_state_dict(net, state, path)
-    net.load_state_dict(state, strict=True)
-    return net.to(device).eval(), card
-
-
 def default_weights_path(model: str) -> Path:
     """``resources/weights/<model>.safetensors`` (shipped weights)."""
-    from resources import WEIGHTS
     return WEIGHTS / f"{model}.safetensors"
 
 

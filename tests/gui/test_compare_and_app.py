@@ -163,8 +163,9 @@ def test_load_weights_trained_elsewhere_and_run(window, small_tif, tmp_path, qtb
     """A user's .safetensors (a tiny CycleGAN generator) is picked up with its card and runs."""
     import torch
 
-    from core.models.cyclegan import ResnetGenerator
-    from core.models.weights import make_card, save_weights
+    from core.models.resnet_generator import ResnetGenerator
+    from core.models.registry import make_card
+    from core.models.weights import save_weights
 
     torch.manual_seed(0)
     net = ResnetGenerator(ngf=4, n_down=1, n_blocks=1)

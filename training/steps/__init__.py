@@ -1,345 +1,41 @@
-"""Per-model training steps behind one protocol, so the Trainer has exactly one loop.
+"""Per-model training steps: the table of trainable models, derived from the model descriptions.
 
-A `ModelSteps` object owns what differs between models: the networks (generators,
-discriminators, EMA copies), their optimisers and LR schedules, one optimisation step on a
-batch, how validation restores a blurred batch, and what gets exported. Everything else
-(devices, autocast, data order, DDP, logging, validation, checkpoints, signals) is the
-Trainer's.
-
-Contract with the Trainer
--------------------------
-- ``modules`` holds every stateful network *unwrapped*; ``trainable`` names the ones that
-  get gradients (the Trainer wraps exactly those in DistributedDataParallel). Inside
-  ``train_step`` use ``self.net(name)`` for a forward pass whose gradients must be averaged
-  across processes, and ``self.modules[name]`` for a frozen use (e.g. the discriminator while
-  the generator learns) so DDP never waits for gradients that do not come.
-- ``train_step`` does its own forward/backward/optimiser steps through ``self.precision``
-  (autocast, GradScaler) and returns plain float losses; the Trainer steps the schedulers.
-- All randomness inside a step must come from the global torch RNG (or a state returned by
-  ``extra_state``), which the Trainer reseeds from (seed, step, rank) before each step: that is
-  what makes ``--resume`` exact.
+A model trains when its description (``core.models.<name>.MODEL``) names its steps class
+(``steps="training.steps.<name>:<Class>"``); nothing else lists the trainable models. The
+protocol every steps class follows is `training.steps.base.ModelSteps`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from abc import ABC, abstractmethod
-from pathlib import Path
-from typing import Any, Callable, Iterator
+import importlib
+from typing import Any
 
 import torch
-from torch import nn
 
-from core.devices import autocast_context
+from core.models.registry import get_entry, list_entries
+from training.steps.base import ModelSteps, Precision
 
-__all__ = ["Precision", "ModelSteps", "STEPS", "build_steps", "model_names", "lr_lambda", "load_weights_into"]
-
-
-class Precision:
-    """Autocast + (for fp16 on CUDA) a GradScaler, shared by every optimiser of a model.
-
-    bf16 needs no loss scaling; fp16 does. One scaler serves several optimisers as long as
-    ``update()`` runs once per iteration, after all of them stepped (the Trainer calls it).
-    """
-
-    def __init__(self, device: torch.device, enabled: bool) -> None:
-        self.device = device
-        self.enabled = bool(enabled)
-        fp16 = (enabled and device.type == "cuda" and not torch.cuda.is_bf16_supported())
-        self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision for forward passes (bf16 on CPU, bf16/fp16 on CUDA)."""
-        return autocast_context(self.device, self.enabled)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is not None:
-            self.scaler.step(optimizer)
-        else:
-            optimizer.step()
-
-    def clip_grad(self, optimizer: torch.optim.Optimizer, params, max_norm: float) -> None:
-        """Clip the gradient norm (unscaling fp16 gradients first); no-op for max_norm <= 0."""
-        if max_norm <= 0:
-            return
-        if self.scaler is not None:
-            self.scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(list(params), max_norm)
-
-    def update(self) -> None:
-        if self.scaler is not None:
-            self.scaler.update()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.scaler is None else self.scaler.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.scaler is not None and state:
-            self.scaler.load_state_dict(state)
-
-
-def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
-    """Load a weights file into each of `nets`; returns its card.
-
-    The file's network must be the one built here, architecture and all (the card's
-    constructor kwargs, not only the tensor shapes): a WeightsError names the file and every
-    setting that differs. One exception: a U-Net generator built here with more channels per
-    level than the file's is loaded widened (`training.widen`: it starts out computing exactly
-    what the file's network computes); the returned card then says ``widened_from``.
-    """
-    from core.models.weights import WeightsError, load_network
-    from training.widen import can_widen, widen_unet
-
-    src, card = load_network(path)
-    for net in nets:
-        want, have = dict(getattr(net, "config", {})), dict(getattr(src, "config", {}))
-        if want != have and can_widen(src, net):
-            widen_unet(src, net)
-            card = {**card, "widened_from": have}
-            continue
-        if type(src) is not type(net) or want != have:
-            diff = ", ".join(f"{k} {have.get(k)!r} (here: {want.get(k)!r})"
-                             for k in sorted(set(want) | set(have)) if want.get(k) != have.get(k))
-            raise WeightsError(f"weights file {path} holds a {type(src).__name__} that differs from "
-                               f"the {type(net).__name__} trained here: "
-                               f"{diff or 'another network type'}; set [model] to match it")
-        net.load_state_dict(src.state_dict())
-    return card
-
-
-def lr_lambda(total_steps: int, *, warmup: int = 0, decay: str = "none",
-              decay_start: float = 0.5) -> Callable[[int], float]:
-    """LR multiplier per step: linear warm-up, then constant, linear or cosine decay to 0.
-
-    ``decay_start`` is the fraction of `total_steps` trained at full LR before a linear decay
-    (CycleGAN: 0.5, i.e. "100 epochs constant, 100 decaying").
-    """
-    import math
-
-    start = max(warmup, int(total_steps * decay_start)) if decay == "linear" else warmup
-
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        if decay == "none" or step < start:
-            return 1.0
-        span = max(1, total_steps - start)
-        t = min(1.0, (step - start) / span)
-        if decay == "linear":
-            return max(0.0, 1.0 - t)
-        if decay == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * t))
-        raise ValueError(f"unknown LR decay {decay!r} (use none, linear or cosine)")
-
-    return factor
-
-
-class ModelSteps(ABC):
-    """What one model contributes to training; see the module docstring for the contract.
-
-    Parameters
-    ----------
-    cfg : dict
-        The merged run configuration (sections ``model``, ``optim``, ``loss``, ``train`` ...).
-    device : torch.device
-        Where the networks live.
-    precision : Precision
-        Autocast and loss scaling, owned by the Trainer.
-    """
-
-    name: str = ""
-    paired: bool = True                      # needs aligned blurred/sharp pairs
-    loss_names: tuple[str, ...] = ()         # keys of train_step's result, fixed for the CSV log
-    notes: str = ""                          # for the model card
-
-    def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
-        self.cfg = cfg
-        self.device = device
-        self.precision = precision
-        self.modules: dict[str, nn.Module] = {}
-        self.trainable: tuple[str, ...] = ()
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
-        self._wrapped: dict[str, nn.Module] = {}
-
-    # ------------------------------------------------------------------ for subclasses
-    def net(self, name: str) -> nn.Module:
-        """The module to use for gradient-carrying forward passes (DDP-wrapped if distributed)."""
-        return self._wrapped.get(name, self.modules[name])
-
-    def _arch(self, table: str, presets: dict[str, dict]) -> dict[str, Any]:
-        """Constructor kwargs: ``presets[preset]`` overlaid with the other keys of the table.
-
-        The presets live with the networks (core.models), so the configs do not copy sizes
-        that the model modules own.
-        """
-        spec = dict(self.cfg.get(table, {}))
-        name = spec.pop("preset", "cpu")
-        if name not in presets:
-            raise ValueError(f"[{table}] preset {name!r} is not one of {', '.join(presets)}")
-        return {**presets[name], **spec}
-
-    def _finish_modules(self) -> None:
-        """Move every module to the device (and channels_last if configured)."""
-        cl = bool(self.cfg.get("train", {}).get("channels_last", False))
-        for name, m in self.modules.items():
-            m.to(self.device)
-            if cl:
-                m.to(memory_format=torch.channels_last)
-
-    def _adam(self, params, lr: float | None = None) -> torch.optim.Optimizer:
-        """Adam with the configured LR and betas."""
-        o = self.cfg.get("optim", {})
-        return torch.optim.Adam(params, lr=float(lr if lr is not None else o.get("lr", 2e-4)),
-                                betas=(float(o.get("beta1", 0.5)), float(o.get("beta2", 0.999))),
-                                weight_decay=float(o.get("weight_decay", 0.0)))
-
-    def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        o = self.cfg.get("optim", {})
-        total = int(self.cfg["train"]["steps"])
-        return torch.optim.lr_scheduler.LambdaLR(
-            opt, lr_lambda(total, warmup=int(o.get("warmup", 0)), decay=str(o.get("decay", "none")),
-                           decay_start=float(o.get("decay_start", 0.5))))
-
-    @staticmethod
-    def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
-        """Freeze or unfreeze networks (discriminators while their generator learns)."""
-        for m in modules:
-            for p in m.parameters():
-                p.requires_grad_(flag)
-
-    @contextlib.contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Eval mode + no grad for validation, restoring each module's previous mode."""
-        modes = {k: m.training for k, m in self.modules.items()}
-        try:
-            for m in self.modules.values():
-                m.eval()
-            with torch.no_grad():
-                yield
-        finally:
-            for k, m in self.modules.items():
-                m.train(modes[k])
-
-    # ------------------------------------------------------------------ the protocol
-    @abstractmethod
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        """One optimisation step on a batch already on the device; returns the losses."""
-
-    @abstractmethod
-    def restore(self, blurred: torch.Tensor) -> torch.Tensor:
-        """Restore a (N, 1, P, P) blurred batch for validation (deterministic, no grad)."""
-
-    @abstractmethod
-    def export_network(self) -> tuple[nn.Module, str]:
-        """(the inference network, extra card notes); its ``.config`` is the card architecture."""
-
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
-        """(state_dict, architecture constructor kwargs, card notes) of the inference network."""
-        net, notes = self.export_network()
-        return ({k: v.detach().cpu() for k, v in net.state_dict().items()}, dict(net.config),
-                notes)
-
-    def init_targets(self) -> list[nn.Module]:
-        """The modules a ``[train] init`` weights file is loaded into: the exported network."""
-        return [self.export_network()[0]]
-
-    def init_from(self, path: str) -> dict:
-        """Start from a trained model's weights file (fine-tuning, e.g. the shipped COMI on your
-        own images); returns the file's card. Optimisers start fresh; a checkpoint on --resume
-        overrides this."""
-        return load_weights_into(self.init_targets(), path)
-
-    def load_averaged(self, states: list[dict[str, Any]]) -> None:
-        """Load the last of `states` (``state_dict()`` results), with the exported network's
-        floating-point tensors replaced by their mean over all of them.
-
-        Averaging the weights of the last checkpoints of a run (Polyak averaging; Yazici et al.
-        2019 for GANs) smooths the step-to-step jitter of the exported network: two COMI
-        checkpoints 500 steps apart measured +3.44 and +2.57 dB on the bench, their mean +3.33.
-        """
-        total: dict[str, torch.Tensor] = {}
-        for state in states:
-            self.load_state_dict(state)
-            for k, v in self.export_network()[0].state_dict().items():
-                if v.is_floating_point():
-                    total[k] = total.get(k, 0) + v.detach().double()
-        net = self.export_network()[0]
-        current = net.state_dict()
-        net.load_state_dict({k: (total[k] / len(states)).to(v.dtype) if k in total else v
-                             for k, v in current.items()})
-
-    def extra_state(self) -> dict[str, Any]:
-        """Non-module state that resume must restore (image pools, counters); tensors/ints only."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Inverse of `extra_state`."""
-
-    # ------------------------------------------------------------------ used by the Trainer
-    def wrap(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
-        """Wrap every trainable module (DDP); `modules` keeps the plain ones."""
-        self._wrapped = {name: wrapper(self.modules[name]) for name in self.trainable}
-
-    def train(self) -> None:
-        """Training mode for the trainable networks (EMA copies stay in eval mode)."""
-        for k in self.trainable:
-            self.modules[k].train()
-
-    def lr(self) -> float:
-        """The current LR of the first optimiser (for the log)."""
-        opt = next(iter(self.optimizers.values()))
-        return float(opt.param_groups[0]["lr"])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "precision": self.precision.state_dict(),
-            "extra": self.extra_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, m in self.modules.items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
-        self.precision.load_state_dict(state.get("precision", {}))
-        self.load_extra_state(state.get("extra", {}))
-
-    def n_parameters(self) -> dict[str, int]:
-        return {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules.items()}
-
-
-def _registry() -> dict[str, type[ModelSteps]]:
-    """Imported lazily: each steps module pulls in its network code."""
-    from training.steps.comi import ComiSteps
-    from training.steps.cyclegan import CycleGANSteps
-    from training.steps.ddpm import DDPMSteps
-
-    return {"comi": ComiSteps, "cyclegan": CycleGANSteps, "ddpm": DDPMSteps}
-
-
-STEPS = ("comi", "cyclegan", "ddpm")
+__all__ = ["Precision", "ModelSteps", "model_names", "steps_class", "build_steps"]
 
 
 def model_names() -> tuple[str, ...]:
-    """The trainable model names, as the CLI offers them."""
-    return STEPS
+    """The trainable model names, in display order, as ``deblur-train --model`` offers them."""
+    return tuple(e.name for e in list_entries() if e.steps)
+
+
+def steps_class(name: str) -> type[ModelSteps]:
+    """The `ModelSteps` class of a trainable model (ValueError listing the names if unknown)."""
+    names = model_names()
+    if name not in names:
+        raise ValueError(f"unknown model {name!r} (choose from {', '.join(names)})")
+    module, _, cls = str(get_entry(name).steps).partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def build_steps(name: str, cfg: dict[str, Any], device: torch.device,
                 precision: Precision) -> ModelSteps:
-    """The `ModelSteps` for a model name (ValueError listing the names if unknown)."""
-    if name not in STEPS:
-        raise ValueError(f"unknown model {name!r} (choose from {', '.join(STEPS)})")
-    cls = _registry()[name]
+    """The `ModelSteps` for a model name, its networks initialised from the run's seed only."""
+    cls = steps_class(name)
     seed = int(cfg.get("train", {}).get("seed", 0))
     with torch.random.fork_rng(devices=[]):      # initialisation is a function of the seed only
         torch.manual_seed(seed)

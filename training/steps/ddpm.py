@@ -1,30 +1,54 @@
-"""Conditional DDPM training step: v (or eps) prediction on random timesteps, EMA weights.
+"""The conditional DDPM's training objective and step: v (or eps) prediction at random
+timesteps, the predictor's L1, EMA weights.
 
-The loss is written out here rather than calling ``ConditionalDDPM.loss`` so that the forward
-goes through ``self.net("ddpm")`` -- under torchrun that is the DDP wrapper, whose forward is
-what synchronises gradients. It is the same loss: the module's forward builds x0 from `to_x0`
-(the scaled residual over the predictor's estimate by default), x_t = sqrt(a) x0 + sqrt(1-a)
-eps, and returns the U-Net output and its v/eps target; MSE between them, plus
-``[diffusion] predictor_weight`` x L1(estimate, sharp) that trains the predictor;
-``[diffusion] predictor_init`` may start the predictor from a generator weights file.
+`diffusion_objective` is the whole loss, top to bottom: the module's forward builds x0 from
+`to_x0` (the scaled residual over the predictor's estimate by default), x_t = sqrt(a) x0 +
+sqrt(1-a) eps, and returns the U-Net output and its v/eps target; the loss is the MSE between
+them, plus ``[diffusion] predictor_weight`` x L1(estimate, sharp), which trains the predictor
+(``[diffusion] predictor_init`` may start the predictor from a generator weights file). The
+forward goes through ``self.net("ddpm")``: under torchrun that is the DDP wrapper, whose
+forward is what synchronises gradients.
 
-The EMA copy (``modules["ema"]``) is what validation samples from and what gets exported;
-its decay is warmed up by ``core.models.ddpm.EMA`` (``min(decay, (1+n)/(10+n))``).
-Settings: ``[model]`` (ConditionalDDPM kwargs), ``[ema] decay``, ``[diffusion]
-val_sample_steps``, ``[optim] grad_clip``.
+The EMA copy (``modules["ema"]``) is what validation samples from and what gets exported; its
+decay is warmed up (`training.ema.EMA`). Settings: ``[model]`` (ConditionalDDPM kwargs),
+``[ema] decay``, ``[diffusion]``, ``[optim] grad_clip``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from core.models.ddpm import ARCH_PRESETS, EMA, ConditionalDDPM
-from training.steps import ModelSteps, Precision, load_weights_into
+from core.models.ddpm import ConditionalDDPM
+from training.ema import EMA
+from training.steps.base import ModelSteps, Precision, load_weights_into
 
-__all__ = ["DDPMSteps"]
+__all__ = ["DDPMSteps", "diffusion_objective"]
+
+
+def diffusion_objective(model: ConditionalDDPM, sharp: torch.Tensor, blurred: torch.Tensor, *,
+                        predictor_weight: float = 1.0, generator: torch.Generator | None = None,
+                        forward: Callable[..., Any] | None = None,
+                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(loss, {"diffusion", "predictor"}) for a batch: MSE between the U-Net output and its v
+    (or eps) target at uniformly random t, plus ``predictor_weight`` x L1(estimate, sharp) when
+    there is a predictor. `forward` is the module to call (a DDP wrapper of `model`); the
+    random t and noise come from `generator` (else the global RNG). Loss maths in float32."""
+    n = sharp.shape[0]
+    dev = generator.device if generator is not None else sharp.device
+    t = torch.randint(0, model.timesteps, (n,), device=dev, generator=generator).to(sharp.device)
+    noise = torch.randn(sharp.shape, device=dev, generator=generator).to(sharp.device, sharp.dtype)
+    with autocast():
+        out, target, base = (forward or model)(sharp, blurred, t, noise)
+    diffusion = F.mse_loss(out.float(), target.float())
+    predictor = (torch.zeros((), device=out.device) if model.predictor is None
+                 else F.l1_loss(base.float(), sharp.float()))
+    return diffusion + predictor_weight * predictor, {"diffusion": diffusion, "predictor": predictor}
 
 
 class DDPMSteps(ModelSteps):
@@ -36,20 +60,19 @@ class DDPMSteps(ModelSteps):
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
         super().__init__(cfg, device, precision)
-        net = ConditionalDDPM(**self._arch("model", ARCH_PRESETS))
-        init = str(cfg.get("diffusion", {}).get("predictor_init", "") or "")
-        if init:
-            self._init_predictor(net, init)
-        self.ema = EMA(net, decay=float(cfg.get("ema", {}).get("decay", 0.999)))
+        net = ConditionalDDPM(**self._arch("model"))
+        diffusion = cfg["diffusion"]
+        if diffusion["predictor_init"]:
+            self._init_predictor(net, str(diffusion["predictor_init"]))
+        self.ema = EMA(net, decay=float(cfg["ema"]["decay"]))
         self.modules = {"ddpm": net, "ema": self.ema.model}
         self.trainable = ("ddpm",)
         self._finish_modules()
-        o = cfg.get("optim", {})
-        self.grad_clip = float(o.get("grad_clip", 1.0))
+        self.grad_clip = float(cfg["optim"]["grad_clip"])
         self.optimizers = {"ddpm": self._adam(net.parameters())}
         self.schedulers = {"ddpm": self._scheduler(self.optimizers["ddpm"])}
-        self.val_steps = int(cfg.get("diffusion", {}).get("val_sample_steps", 20))
-        self.predictor_weight = float(cfg.get("diffusion", {}).get("predictor_weight", 1.0))
+        self.val_steps = int(diffusion["val_sample_steps"])
+        self.predictor_weight = float(diffusion["predictor_weight"])
 
     @staticmethod
     def _init_predictor(net: ConditionalDDPM, path: str) -> None:
@@ -62,21 +85,16 @@ class DDPMSteps(ModelSteps):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         raw: ConditionalDDPM = self.modules["ddpm"]  # type: ignore[assignment]
-        blurred, sharp = batch["blurred"], batch["sharp"]
         opt = self.optimizers["ddpm"]
         opt.zero_grad(set_to_none=True)
-        t = torch.randint(0, raw.timesteps, (sharp.shape[0],), device=sharp.device)
-        noise = torch.randn_like(sharp)
-        with self.precision.autocast():
-            out, target, base = self.net("ddpm")(sharp, blurred, t, noise)
-        diffusion, predictor = raw.loss_terms(out, target, base, sharp)
-        loss = diffusion + self.predictor_weight * predictor
+        loss, terms = diffusion_objective(raw, batch["sharp"], batch["blurred"],
+                                          predictor_weight=self.predictor_weight,
+                                          forward=self.net("ddpm"), autocast=self.precision.autocast)
         self.precision.backward(loss)
         self.precision.clip_grad(opt, raw.parameters(), self.grad_clip)
         self.precision.step(opt)
         self.ema.update(raw)
-        return {"loss": float(loss.detach()), "diffusion": float(diffusion.detach()),
-                "predictor": float(predictor.detach())}
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
     def restore(self, blurred: torch.Tensor) -> torch.Tensor:
         """DDIM sampling with the EMA weights, fixed seed, ``val_sample_steps`` steps."""
