@@ -20,7 +20,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from training.checkpoint import list_checkpoints, load_latest
-from training.cli import load_config
+from training.config import load_config
 from training.schedules import lr_lambda
 from training.steps import Precision, build_steps
 from training.trainer import (Trainer, TrainingDiverged, TrainingInterrupted, _Positions,

@@ -6,10 +6,11 @@
     deblur-train --out runs/comi --export-only            # weights + card from the newest checkpoint
     torchrun --nproc_per_node 4 -m training --model ddpm --data synthetic --out runs/ddpm
 
-Configuration is layered: ``training/configs/<model>.toml`` (CPU defaults), then ``--config FILE``
-(a path, or the name of a shipped config such as ``tiny`` or ``ddpm_gpu``; tables under
-``[<model>]`` in that file apply to that model only), then command-line flags. The resolved
-configuration is written to ``RUN/config.toml``; ``--resume`` starts from it.
+Configuration (``training.config``) is layered: the model's defaults (``deblur-train --model
+comi --show-config`` prints them all), then ``--config FILE`` (a path, or the name of a shipped
+config such as ``tiny`` or ``ddpm_gpu``; tables under ``[<model>]`` in that file apply to that
+model only), then command-line flags. The resolved configuration is written to
+``RUN/config.toml``; ``--resume`` starts from it.
 
 Exit status: 0 done, 2 bad input (one ``deblur-train: error: ...`` line on stderr), 130/143 stopped
 by Ctrl-C/SIGTERM after saving a checkpoint.
@@ -18,13 +19,11 @@ by Ctrl-C/SIGTERM after saving a checkpoint.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shlex
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,14 +31,13 @@ import torch
 
 from core.io import atomic_write
 from core.models.registry import get_entry, list_entries, read_card
+from training.config import (ConfigError, describe, format_toml, load_config, read_toml,
+                             resolve_config_path, validate)
 from training.steps import model_names
 
-__all__ = ["main", "load_config", "CONFIG_DIR", "UsageError", "format_toml"]
+__all__ = ["main", "UsageError"]
 
 PROG = "deblur-train"
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-# tables whose keys are constructor kwargs (checked by the constructor, not against the defaults)
-OPEN_TABLES = {"model", "discriminator", "degradation"}
 
 
 class UsageError(Exception):
@@ -48,78 +46,12 @@ class UsageError(Exception):
 
 # ============================================================================ configuration
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _config(fn, *args, **kwargs):
+    """Call a ``training.config`` function; its ConfigError is the user's error (exit 2)."""
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {path} cannot be read: {exc}") from None
-
-
-def _resolve_config_path(name: str) -> Path:
-    """A path as given, else a shipped config by name (``tiny``, ``comi_gpu``...)."""
-    p = Path(name)
-    if p.is_file() or p.suffix == ".toml" or os.sep in name:
-        return p
-    shipped = CONFIG_DIR / f"{name}.toml"
-    if shipped.is_file():
-        return shipped
-    known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
-    raise UsageError(f"config {name!r} is neither a file nor a shipped config ({known})")
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any], where: str, strict: bool = True) -> None:
-    """Deep-merge `over` into `base`; unknown keys in closed tables are errors (typos)."""
-    for key, value in over.items():
-        if key in model_names() and "." not in where:
-            continue                                  # per-model tables handled by the caller
-        if isinstance(value, dict):
-            if key not in base:
-                if strict and where == "":
-                    raise UsageError(f"unknown config table [{key}] in {where or 'config'} "
-                                     f"(known: {', '.join(sorted(base))})")
-                base[key] = {}
-            if not isinstance(base[key], dict):
-                raise UsageError(f"config key {key!r} must be a value, not a table")
-            _merge(base[key], value, f"{where}{key}.", strict=strict and key not in OPEN_TABLES)
-        else:
-            if strict and key not in base and where:
-                table = where.rstrip(".")
-                raise UsageError(f"unknown config key {key!r} in [{table}] "
-                                 f"(known: {', '.join(sorted(base)) or 'none'})")
-            if strict and where == "" and key not in base:
-                raise UsageError(f"unknown top-level config key {key!r}")
-            base[key] = value
-
-
-def load_config(model: str, config: str | Path | None = None,
-                overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The merged configuration for `model`: defaults, then `config`, then `overrides`.
-
-    A config file may hold tables for several models: ``[ddpm.model]`` applies only when
-    training the DDPM, after the file's general tables.
-    """
-    if model not in model_names():
-        raise UsageError(f"unknown model {model!r} (choose from {', '.join(model_names())})")
-    cfg = _read_toml(CONFIG_DIR / f"{model}.toml")
-    cfg["model_name"] = model
-    if config is not None:
-        path = _resolve_config_path(str(config))
-        over = _read_toml(path)
-        name = over.pop("model_name", model)
-        if name != model:
-            raise UsageError(f"config file {path} is for model {name!r}, not {model!r}")
-        _merge(cfg, over, "")
-        specific = over.get(model, {})
-        if not isinstance(specific, dict):
-            raise UsageError(f"[{model}] in {path} must be a table")
-        _merge(cfg, specific, "")
-    for table, values in (overrides or {}).items():
-        cfg.setdefault(table, {}).update({k: v for k, v in values.items() if v is not None})
-    _check_train(cfg)
-    return cfg
+        return fn(*args, **kwargs)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
@@ -127,11 +59,11 @@ def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
     ``--init`` file's generator, whatever its size: fine-tuning the shipped COMI needs no
     knowledge of how wide it is. A config that sets ``[model]`` keeps it (and a wider one
     widens the file's network, `load_weights_into`)."""
-    init = str(cfg["train"].get("init", "") or "")
+    init = cfg["train"]["init"]
     if not init or get_entry(cfg["model_name"]).kind != "gan":
         return
     if config is not None:
-        over = _read_toml(_resolve_config_path(str(config)))
+        over = _config(read_toml, _config(resolve_config_path, str(config)))
         if "model" in over or "model" in over.get(cfg["model_name"], {}):
             return
     try:
@@ -144,39 +76,6 @@ def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
 
 def _gan_names() -> set[str]:
     return {e.name for e in list_entries() if e.kind == "gan"}
-
-
-def _check_train(cfg: dict[str, Any]) -> None:
-    t = cfg["train"]
-    for key in ("steps", "batch_size", "patch"):
-        if not isinstance(t.get(key), int) or t[key] < 1:
-            raise UsageError(f"train.{key} must be a positive whole number, got {t.get(key)!r}")
-    if t["patch"] < 16:
-        raise UsageError(f"train.patch must be at least 16 pixels, got {t['patch']}")
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def format_toml(cfg: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for our configs (scalars, lists, nested tables) -- no extra dependency."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in cfg.items()
-             if not isinstance(v, dict) and v is not None]       # TOML has no null: omit
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            name = f"{prefix}{k}"
-            lines.append(f"\n[{name}]")
-            lines.append(format_toml(v, f"{name}.").strip("\n"))
-    return "\n".join(x for x in lines if x != "") + "\n"
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -209,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder of sharp images, or 'synthetic' for generated specimens")
     p.add_argument("--blurred", help="folder of blurred images: same names as --data for paired "
                    "training (COMI), any names for unpaired (CycleGAN); default: simulate blur")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, log, samples, weights)")
+    p.add_argument("--out", help="run folder (checkpoints, log, samples, weights); required")
     p.add_argument("--config", help="TOML file or shipped config name (tiny, comi_gpu, ...) "
                    "layered over the model's defaults")
     p.add_argument("--steps", type=int, help="total optimisation steps (on --resume: the new total)")
@@ -235,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N steps")
     p.add_argument("--keep", type=int, help="checkpoints to keep (newest first)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or status lines")
+    p.add_argument("--show-config", action="store_true",
+                   help="print every setting of --model with its default and meaning, and exit")
     return p
 
 
@@ -266,12 +167,12 @@ def _command(argv: Sequence[str]) -> str:
 
 
 def _check_data(cfg: dict[str, Any]) -> None:
-    src = cfg["data"].get("source", "")
+    src = cfg["data"]["source"]
     if not src:
         raise UsageError("--data is required (a folder of sharp images, or 'synthetic')")
     if src != "synthetic" and not Path(src).is_dir():
         raise UsageError(f"data folder {src} does not exist (use a folder or 'synthetic')")
-    blurred = cfg["data"].get("blurred") or ""
+    blurred = cfg["data"]["blurred"]
     if blurred and not Path(blurred).is_dir():
         raise UsageError(f"blurred folder {blurred} does not exist")
 
@@ -308,7 +209,7 @@ def _setup_process(device_name: str):
 
 def _degradation(cfg: dict[str, Any]):
     """The DefocusConfig from ``[degradation]`` (empty table = the simulator's defaults)."""
-    table = cfg.get("degradation") or {}
+    table = cfg["degradation"]
     from core.degrade import DefocusConfig
     if not table:
         return DefocusConfig()
@@ -324,13 +225,13 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
     from training.data import make_datasets
 
     d, t = cfg["data"], cfg["train"]
-    blurred = d.get("blurred") or None
+    blurred = d["blurred"] or None
 
     def build(paired_: bool):
         return make_datasets(d["source"], blurred, patch=int(t["patch"]), seed=int(t["seed"]),
-                             val_fraction=float(d.get("val_fraction", 0.1)), paired=paired_,
-                             degradation=degradation, field=int(d.get("field", 0)) or None,
-                             patches_per_field=int(d.get("patches_per_field", 1)))
+                             val_fraction=float(d["val_fraction"]), paired=paired_,
+                             degradation=degradation, field=int(d["field"]) or None,
+                             patches_per_field=int(d["patches_per_field"]))
 
     try:
         train_ds, val_ds = build(paired)
@@ -344,7 +245,7 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
 def _build_steps(cfg: dict[str, Any], device: torch.device):
     from training.steps import Precision, build_steps
 
-    amp = bool(cfg["train"].get("amp", True)) and device.type != "mps"
+    amp = bool(cfg["train"]["amp"]) and device.type != "mps"
     try:
         return build_steps(cfg["model_name"], cfg, device, Precision(device, amp))
     except (TypeError, ValueError) as exc:
@@ -374,7 +275,7 @@ def _export_only(args: argparse.Namespace, run: Path) -> int:
         raise UsageError(f"--average {args.average}: {run} has only {len(found)} readable "
                          "checkpoint(s)")
     step, state = found[-1]
-    cfg = state["config"]
+    cfg = _config(validate, state["config"], f"{run} checkpoint")
     if args.model and args.model != cfg["model_name"]:
         raise UsageError(f"{run} holds a {cfg['model_name']} run, not {args.model}")
     device = torch.device("cpu")
@@ -405,6 +306,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Set up, train, export; returns the exit status (raises UsageError on bad input)."""
     from training.checkpoint import list_checkpoints, load_latest
 
+    if args.show_config:
+        if not args.model:
+            raise UsageError("--show-config needs --model")
+        print(_config(describe, args.model), end="")
+        return 0
+    if not args.out:
+        raise UsageError("--out is required (the run folder)")
     run_dir = Path(args.out)
     if args.average != 1 and not args.export_only:
         raise UsageError("--average applies to --export-only (export the mean of the newest "
@@ -416,7 +324,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     saved = run_dir / "config.toml"
     if args.resume and (saved.is_file() or has_ckpt):
         if saved.is_file():
-            base = _read_toml(saved)
+            base = _config(read_toml, saved)
         else:
             found = load_latest(run_dir)
             if found is None:
@@ -427,10 +335,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.config and not args.quiet:
             print(f"{PROG}: note: --config is ignored on --resume: the run keeps "
                   f"{saved} (command-line flags still apply)", file=sys.stderr)
-        cfg = copy.deepcopy(base)
+        cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
         for table, values in _overrides(args).items():
             cfg.setdefault(table, {}).update({k: v for k, v in values.items() if v is not None})
-        _check_train(cfg)
+        cfg = _config(validate, cfg, str(saved))
     else:
         if has_ckpt:
             raise UsageError(f"{run_dir} already holds a training run (checkpoints/); pass "
@@ -439,7 +347,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"{PROG}: no checkpoint in {run_dir}, starting a new run", file=sys.stderr)
         if not args.model:
             raise UsageError("--model is required (comi, cyclegan or ddpm)")
-        cfg = load_config(args.model, args.config, _overrides(args))
+        cfg = _config(load_config, args.model, args.config, _overrides(args))
         _adopt_init_architecture(cfg, args.config)
     _check_data(cfg)
 
@@ -449,7 +357,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     steps = _build_steps(cfg, device)
     record = _run_info(run_dir)
-    init = str(cfg["train"].get("init", "") or "")
+    init = cfg["train"]["init"]
     if init and not (args.resume and has_ckpt):     # on resume the checkpoint has the weights
         from core.models.weights import WeightsError
         try:
@@ -466,7 +374,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"{PROG}: starting from the weights in {init}{widened}", file=sys.stderr)
     degradation = _degradation(cfg)
     train_ds, val_ds, val_paired = _datasets(cfg, steps.paired, degradation)
-    if cfg["data"].get("blurred"):
+    if cfg["data"]["blurred"]:
         degradation = None              # real blurred images: nothing was simulated
 
     commands = list(record.get("commands", [])) + [_command(argv)]

@@ -54,18 +54,16 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
     tells the whole chain of training. `averaged_steps`: the weights are the mean over the
     checkpoints of these steps (``--export-only --average K``).
     """
-    data = cfg.get("data", {})
-    t = cfg.get("train", {})
+    data, t = cfg["data"], cfg["train"]
     training = {
         "command": commands[0] if commands else "",
         "resumed_with": commands[1:],
-        "data": data.get("source", ""),
-        "blurred": data.get("blurred") or None,
+        "data": data["source"],
+        "blurred": data["blurred"] or None,
         "paired": steps.paired,
-        "patch": t.get("patch"),
-        "batch_size": t.get("batch_size"),
-        "degradation": _jsonable(degradation if degradation is not None
-                                 else cfg.get("degradation", {})),
+        "patch": t["patch"],
+        "batch_size": t["batch_size"],
+        "degradation": _jsonable(degradation if degradation is not None else cfg["degradation"]),
         "steps": int(trained_steps),
         "wall_time_s": round(float(wall_time_s), 1),
         "steps_per_s": None if steps_per_s is None else round(float(steps_per_s), 3),
@@ -73,7 +71,7 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
         "world_size": int(world_size),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "seed": t.get("seed"),
+        "seed": t["seed"],
         "config": _jsonable(cfg),
     }
     if started_from:
@@ -85,7 +83,7 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
         val["note"] = "not validated (exported from a checkpoint taken before any validation)"
     elif "psnr" not in val:
         val["reference"] = "none: unpaired real images, only the no-reference sharpness"
-    val["items"] = int(t.get("val_items", 0))
+    val["items"] = int(t["val_items"])
     if validation_step is not None:
         val["step"] = int(validation_step)
     if averaged_steps and len(averaged_steps) > 1 and "note" not in val:

@@ -353,12 +353,6 @@ class TrainResult:
     steps_per_s: float = 0.0
 
 
-def _train_defaults() -> dict[str, Any]:
-    return dict(steps=2000, batch_size=4, patch=128, seed=0, amp=True, channels_last=False,
-                num_workers=0, log_every=10, val_every=250, val_items=8, val_batch=8,
-                checkpoint_every=500, keep_checkpoints=3)
-
-
 class Trainer:
     """Runs a `ModelSteps` for ``cfg['train']['steps']`` steps with everything around it.
 
@@ -371,7 +365,7 @@ class Trainer:
     run_dir : Path
         RUN: checkpoints/, val/, log.csv, loss.png live here.
     cfg : dict
-        Merged configuration; the ``train`` table drives the loop (see `_train_defaults`).
+        The resolved configuration (``training.config``); its ``train`` table drives the loop.
     dist_ : DistInfo
         Process placement; only rank 0 writes anything.
     quiet : bool
@@ -390,7 +384,7 @@ class Trainer:
         self.steps = steps
         self.run = Path(run_dir)
         self.cfg = cfg
-        self.t = {**_train_defaults(), **cfg.get("train", {})}
+        self.t = cfg["train"]
         self.dist = dist_ or DistInfo()
         self.quiet = quiet
         self.on_step = on_step

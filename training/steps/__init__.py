@@ -36,7 +36,7 @@ def build_steps(name: str, cfg: dict[str, Any], device: torch.device,
                 precision: Precision) -> ModelSteps:
     """The `ModelSteps` for a model name, its networks initialised from the run's seed only."""
     cls = steps_class(name)
-    seed = int(cfg.get("train", {}).get("seed", 0))
+    seed = int(cfg["train"]["seed"])
     with torch.random.fork_rng(devices=[]):      # initialisation is a function of the seed only
         torch.manual_seed(seed)
         return cls(cfg, device, precision)

@@ -125,6 +125,11 @@ class ModelSteps(ABC):
     """
 
     name: str = ""
+    #: the model's own configuration sections (table -> dataclass of typed settings), beside
+    #: the common [train], [data], [optim] of ``training.settings``
+    config_sections: dict[str, type] = {}
+    #: where its defaults differ from the common ones: {table: {key: value}}
+    config_defaults: dict[str, dict[str, Any]] = {}
     paired: bool = True                      # needs aligned blurred/sharp pairs
     loss_names: tuple[str, ...] = ()         # keys of train_step's result, fixed for the CSV log
     notes: str = ""                          # for the model card
@@ -156,25 +161,24 @@ class ModelSteps(ABC):
 
     def _finish_modules(self) -> None:
         """Move every module to the device (and channels_last if configured)."""
-        cl = bool(self.cfg.get("train", {}).get("channels_last", False))
+        cl = bool(self.cfg["train"]["channels_last"])
         for name, m in self.modules.items():
             m.to(self.device)
             if cl:
                 m.to(memory_format=torch.channels_last)
 
-    def _adam(self, params, lr: float | None = None) -> torch.optim.Optimizer:
+    def _adam(self, params) -> torch.optim.Optimizer:
         """Adam with the configured LR and betas."""
-        o = self.cfg.get("optim", {})
-        return torch.optim.Adam(params, lr=float(lr if lr is not None else o.get("lr", 2e-4)),
-                                betas=(float(o.get("beta1", 0.5)), float(o.get("beta2", 0.999))),
-                                weight_decay=float(o.get("weight_decay", 0.0)))
+        o = self.cfg["optim"]
+        return torch.optim.Adam(params, lr=float(o["lr"]), betas=(float(o["beta1"]), float(o["beta2"])),
+                                weight_decay=float(o["weight_decay"]))
 
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        o = self.cfg.get("optim", {})
+        o = self.cfg["optim"]
         total = int(self.cfg["train"]["steps"])
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lr_lambda(total, warmup=int(o.get("warmup", 0)), decay=str(o.get("decay", "none")),
-                           decay_start=float(o.get("decay_start", 0.5))))
+            opt, lr_lambda(total, warmup=int(o["warmup"]), decay=str(o["decay"]),
+                           decay_start=float(o["decay_start"])))
 
     @staticmethod
     def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:

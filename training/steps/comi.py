@@ -18,13 +18,28 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from dataclasses import dataclass
+
 from torch import nn
 
 from core.models.comi import COMI
 from core.models.losses import perceptual_loss, structure_loss
-from training.steps.gan import GanSteps, Translation
+from training.settings import setting
+from training.steps.gan import GanLoss, GanSteps, Translation
 
-__all__ = ["ComiSteps"]
+__all__ = ["ComiSteps", "ComiLoss"]
+
+
+@dataclass
+class ComiLoss(GanLoss):
+    """The COMI generator loss weights: the CycleGAN ones and those below."""
+
+    content: float = setting(10.0, "L1(g_deblur(blurred), sharp) weight: the pairs are aligned",
+                             min=0.0)
+    perceptual: float = setting(1.0, "VGG19 replacement (MS-SSIM + Fourier amplitude + "
+                                     "discriminator feature matching) weight", min=0.0)
+    warm_start_steps: int = setting(0, "content-only steps of g_deblur before the full losses",
+                                    min=0)
 
 
 class ComiSteps(GanSteps):
@@ -34,6 +49,7 @@ class ComiSteps(GanSteps):
     paired = True
     loss_names = ("g", "adv", "content", "perceptual", "cycle", "identity", "d")
     networks_cls = COMI
+    config_sections = {"loss": ComiLoss}
 
     def generator_objective(self, batch: dict[str, torch.Tensor], step: int,
                             ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Translation | None]:

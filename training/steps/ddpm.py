@@ -17,6 +17,7 @@ decay is warmed up (`training.ema.EMA`). Settings: ``[model]`` (ConditionalDDPM 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -25,9 +26,29 @@ from torch import nn
 
 from core.models.ddpm import ConditionalDDPM
 from training.ema import EMA
+from training.settings import setting
 from training.steps.base import ModelSteps, Precision, load_weights_into
 
-__all__ = ["DDPMSteps", "diffusion_objective"]
+__all__ = ["DDPMSteps", "diffusion_objective", "EmaSection", "DiffusionSection"]
+
+
+@dataclass
+class EmaSection:
+    """The moving average whose weights are exported."""
+
+    decay: float = setting(0.999, "EMA decay, warmed up as min(decay, (1 + n) / (10 + n))",
+                           min=0.0, max=1.0)
+
+
+@dataclass
+class DiffusionSection:
+    """The predictor and validation sampling."""
+
+    val_sample_steps: int = setting(20, "DDIM steps when validating", min=1)
+    predictor_weight: float = setting(1.0, "weight of L1(predictor estimate, sharp) beside the "
+                                           "diffusion MSE", min=0.0)
+    predictor_init: str = setting("", "a generator .safetensors (same architecture, e.g. COMI's) "
+                                      "to start the predictor from; \"\" = random")
 
 
 def diffusion_objective(model: ConditionalDDPM, sharp: torch.Tensor, blurred: torch.Tensor, *,
@@ -57,6 +78,12 @@ class DDPMSteps(ModelSteps):
     name = "ddpm"
     paired = True
     loss_names = ("loss", "diffusion", "predictor")
+    config_sections = {"ema": EmaSection, "diffusion": DiffusionSection}
+    # a diffusion model trains longer and validates more slowly (DDIM sampling); Adam with
+    # beta1 0.9, a warm-up and cosine decay as in denoising-diffusion-pytorch; tighter clipping
+    config_defaults = {"train": {"steps": 6000, "val_every": 500},
+                       "optim": {"beta1": 0.9, "warmup": 200, "decay": "cosine", "decay_start": 0.0,
+                                 "grad_clip": 1.0}}
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
         super().__init__(cfg, device, precision)

@@ -23,9 +23,21 @@ from torch import nn
 from core.models.generators import GanNetworks
 from core.models.losses import lsgan_d_loss, lsgan_g_loss
 from training.image_pool import ImagePool
+from training.settings import setting
 from training.steps.base import ModelSteps, Precision
 
-__all__ = ["GanSteps", "Translation"]
+__all__ = ["GanSteps", "GanLoss", "Translation"]
+
+
+@dataclass
+class GanLoss:
+    """The CycleGAN generator loss weights, and the image pool."""
+
+    adversarial: float = setting(1.0, "LSGAN adversarial loss weight", min=0.0)
+    cycle: float = setting(10.0, "cycle L1 weight", min=0.0)
+    identity: float = setting(5.0, "identity L1 weight (0.5 x cycle: Zhu et al.'s lambda_identity)",
+                              min=0.0)
+    pool_size: int = setting(50, "history of generated images shown to the discriminators", min=0)
 
 
 @dataclass
@@ -47,6 +59,8 @@ class GanSteps(ModelSteps):
     """Two generators + two PatchGAN discriminators; subclasses write `generator_objective`."""
 
     networks_cls: type[GanNetworks] = GanNetworks
+    config_sections = {"loss": GanLoss}
+    config_defaults = {"discriminator": {"preset": "cpu"}}
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, precision: Precision) -> None:
         super().__init__(cfg, device, precision)
