@@ -41,7 +41,7 @@ import numpy as np
 from scipy import ndimage
 
 from core.io import Image, finite_copy
-from core.roi import Polygon, Roi, RoiSet
+from core.roi import Polygon, Roi, RoiSet, polygon_pixels, simplify_polygon
 
 __all__ = ["NO_CONTENT", "focus_map", "focus_grid", "FocusGrid", "blurred_regions", "auto_rois"]
 
@@ -465,58 +465,17 @@ def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_ar
         outer = max(contours, key=_polygon_area)
         ys = np.clip((outer[:, 0] - 1 + r0 + 0.5) * step, 0, h)
         xs = np.clip((outer[:, 1] - 1 + c0 + 0.5) * step, 0, w)
-        keep_pts = _simplify(np.stack([xs, ys], axis=1), tolerance=0.25 * step)
-        points = [(round(float(x), 2), round(float(y), 2)) for x, y in keep_pts]
-        # rasterise the simplified polygon with core.roi's rule: the mask is exactly what the
-        # engine will use
-        pts = np.asarray(points)
-        pr, pc, inside = _fill_polygon(pts[:, 1] - 0.5, pts[:, 0] - 0.5, (h, w))
+        keep_pts = simplify_polygon(np.stack([xs, ys], axis=1), tolerance=0.25 * step)
+        if len(keep_pts) < 3:
+            continue
+        points = [(round(x, 2), round(y, 2)) for x, y in keep_pts]
+        # rasterised with core.roi's rule: the mask is exactly what the engine will use
+        pr, pc, inside = polygon_pixels(points, (h, w))
         if int(inside.sum()) < min_area:
             continue
         rois.append(Polygon(points))
         mask[pr:pr + inside.shape[0], pc:pc + inside.shape[1]] |= inside
     return rois, mask
-
-
-def _fill_polygon(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
-                  ) -> tuple[int, int, np.ndarray]:
-    """The pixels skimage.draw.polygon(rows, cols, shape) returns (even-odd rule, pixel
-    (r, c) at integer coordinates), by scanlines: (r0, c0, inside) with `inside` the bool
-    image of the clipped bounding box starting at row r0, column c0. Same pixels, but the
-    cost grows with the polygon's height and vertices, not its area times its vertices."""
-    h, w = shape
-    ra, ca = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
-    r0, r1 = max(0, int(np.ceil(ra.min()))), min(h - 1, int(np.floor(ra.max())))
-    c0, c1 = max(0, int(np.ceil(ca.min()))), min(w - 1, int(np.floor(ca.max())))
-    if r1 < r0 or c1 < c0:
-        return 0, 0, np.zeros((0, 0), bool)
-    rb, cb = np.roll(ra, -1), np.roll(ca, -1)
-    lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
-    edge = hi > lo                                   # horizontal edges cross no scanline
-    ra, ca, rb, cb, lo, hi = ra[edge], ca[edge], rb[edge], cb[edge], lo[edge], hi[edge]
-    # each edge crosses the scanlines y with lo <= y < hi (a shared vertex counts once)
-    first = np.maximum(np.ceil(lo).astype(np.int64), r0)
-    last = np.minimum(np.ceil(hi).astype(np.int64) - 1, r1)
-    count = np.maximum(last - first + 1, 0)
-    inside = np.zeros((r1 - r0 + 1, c1 - c0 + 1), bool)
-    if count.sum() == 0:
-        return r0, c0, inside
-    e = np.repeat(np.arange(len(count)), count)
-    y = first[e] + (np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count))
-    x = ca[e] + (y - ra[e]) * (cb[e] - ca[e]) / (rb[e] - ra[e])
-    order = np.lexsort((x, y))
-    y, x = y[order], x[order]
-    # crossings come in pairs on each scanline: fill between them
-    ys, xa, xb = y[0::2], x[0::2], x[1::2]
-    ca_ = np.maximum(np.ceil(xa).astype(np.int64), c0)
-    cb_ = np.minimum(np.floor(xb).astype(np.int64), c1)
-    span = cb_ >= ca_
-    ys, ca_, cb_ = ys[span] - r0, ca_[span] - c0, cb_[span] - c0
-    diff = np.zeros((inside.shape[0], inside.shape[1] + 1), np.int32)
-    np.add.at(diff, (ys, ca_), 1)
-    np.add.at(diff, (ys, cb_ + 1), -1)
-    np.greater(np.cumsum(diff[:, :-1], axis=1), 0, out=inside)
-    return r0, c0, inside
 
 
 def _otsu(v: np.ndarray, bins: int = 256) -> float:
@@ -574,16 +533,6 @@ def _footprint(window: int, coarse_level: int = _COARSE) -> int:
 def _polygon_area(points: np.ndarray) -> float:
     y, x = points[:, 0], points[:, 1]
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
-
-
-def _simplify(points: np.ndarray, tolerance: float) -> np.ndarray:
-    """Fewer vertices (Douglas-Peucker), without the repeated closing point."""
-    from skimage.measure import approximate_polygon
-
-    pts = approximate_polygon(points, tolerance=tolerance)
-    if len(pts) > 3 and np.allclose(pts[0], pts[-1]):
-        pts = pts[:-1]
-    return pts if len(pts) >= 3 else points
 
 
 def auto_rois(image: Image, **kw) -> RoiSet:

@@ -763,13 +763,18 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: str | os.PathLike, b: str | os.PathLike | None) -> bool:
+    """Whether two paths name the same file (also through links and on case-insensitive
+    disks); False when `b` is None. The one check that keeps every writer off an original."""
+    if b is None:
+        return False
+    a, b = Path(a), Path(b)
     try:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
     except OSError:
         pass
-    return a.resolve() == b.resolve()
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
 def write_image(path: str | os.PathLike, image: Image, *, overwrite: bool = False) -> Path:
@@ -790,7 +795,7 @@ def write_image(path: str | os.PathLike, image: Image, *, overwrite: bool = Fals
     if suffix not in WRITE_SUFFIXES:
         raise _write_error(path, f"unknown file type '{path.suffix or '(none)'}'; "
                                  "use .tif, .png or .jpg")
-    if image.path is not None and _same_file(path, Path(image.path)):
+    if same_file(path, image.path):
         raise _write_error(path, "this is the original image; deblur never overwrites its input. "
                                  "Choose another file name")
     if path.is_dir():

@@ -11,15 +11,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 from scipy import ndimage
-from skimage.draw import polygon as _polygon_pixels
 
 __all__ = [
-    "Rect", "Ellipse", "Polygon", "Roi", "RoiSet", "RoiError",
+    "Rect", "Ellipse", "Polygon", "Roi", "RoiSet", "RoiError", "DEFAULT_FEATHER", "ROI_SUFFIX",
     "load_rois", "save_rois", "parse_rect", "roi_mask", "bounding_rows", "rois_to_dict", "rois_from_dict",
+    "sidecar_path", "polygon_pixels", "simplify_polygon",
 ]
 
 DEFAULT_FEATHER = 16.0
@@ -177,6 +177,43 @@ def parse_rect(text: str) -> Rect:
     return Rect(x, y, w, h)
 
 
+# --------------------------------------------------------------------------- files beside images
+
+#: the suffix of a region file (a picker filter and the file name beside an image)
+ROI_SUFFIX = ".roi.json"
+
+
+def sidecar_path(image_path: str | Path) -> Path:
+    """The region file beside an image: ``x.tif`` -> ``x.roi.json``, ``x.ome.tif`` ->
+    ``x.roi.json`` (not ``x.ome.roi.json``). The one rule `deblur predict`, `deblur simulate`,
+    the training data and the application use to find or write an image's regions."""
+    path = Path(image_path)
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ROI_SUFFIX)
+    return path.with_name(path.stem + ROI_SUFFIX)
+
+
+# --------------------------------------------------------------------------- polygons
+
+def simplify_polygon(points: Sequence[tuple[float, float]] | np.ndarray, tolerance: float
+                     ) -> list[tuple[float, float]]:
+    """Fewer vertices, each dropped point within `tolerance` px of the outline (Douglas-Peucker,
+    ``skimage.measure.approximate_polygon``). A closed ring (last point = first, as contours
+    come) comes back without its closing point; an open path (a freehand stroke) keeps both
+    ends. The one simplifier for freehand outlines, detected regions and simulated ones.
+    Works on any two coordinates (x, y or row, column)."""
+    from skimage.measure import approximate_polygon
+
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    closed = len(pts) > 1 and bool(np.all(pts[0] == pts[-1]))
+    out = approximate_polygon(pts, tolerance=tolerance) if len(pts) >= 3 else pts
+    if closed:
+        out = out[:-1]
+    return [(float(a), float(b)) for a, b in out]
+
+
 # --------------------------------------------------------------------------- masks
 
 def _shape_pixels(roi: Roi, shape: tuple[int, int]) -> np.ndarray:
@@ -196,12 +233,75 @@ def _shape_pixels(roi: Roi, shape: tuple[int, int]) -> np.ndarray:
         cx, cy, ax, ay = x0 + roi.w / 2, y0 + roi.h / 2, roi.w / 2, roi.h / 2
         sub = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
     else:
-        pts = np.asarray(roi.points, dtype=np.float64)
-        rr, cc = _polygon_pixels(pts[:, 1] - 0.5, pts[:, 0] - 0.5, shape=shape)
-        inside[rr, cc] = True
+        pr, pc, sub = polygon_pixels(roi.points, shape)
+        inside[pr:pr + sub.shape[0], pc:pc + sub.shape[1]] = sub
         return inside
     inside[r0:r1, c0:c1] = sub
     return inside
+
+
+def polygon_pixels(points: Sequence[tuple[float, float]] | np.ndarray, shape: tuple[int, int]
+                   ) -> tuple[int, int, np.ndarray]:
+    """The pixels of a polygon (ROI coordinates, x = column, y = row) in an image of `shape`,
+    as ``(r0, c0, inside)``: `inside` is the bool image of the clipped bounding box starting at
+    row r0, column c0 (``(0, 0, empty)`` when nothing is inside).
+
+    The one polygon rasteriser (ROI masks, detected regions, the GUI): the pixels
+    ``skimage.draw.polygon`` gives for the pixel centres, bit for bit (even-odd rule, pixels on
+    an edge or a vertex included, its floating-point decisions on an edge reproduced), computed
+    by scanlines, so a large polygon costs its height x vertices instead of its area x vertices.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    h, w = int(shape[0]), int(shape[1])
+    empty = (0, 0, np.zeros((0, 0), bool))
+    if len(pts) == 0:
+        return empty
+    rows, cols = pts[:, 1] - 0.5, pts[:, 0] - 0.5          # pixel centres on integers
+    r0, r1 = max(0, int(math.ceil(rows.min()))), min(h - 1, int(math.floor(rows.max())))
+    c0, c1 = max(0, int(math.ceil(cols.min()))), min(w - 1, int(math.floor(cols.max())))
+    if r1 < r0 or c1 < c0:
+        return empty
+    ny, nx = r1 - r0 + 1, c1 - c0 + 1
+    # parity of the crossings left (L) and right (R) of each pixel: skimage's ray test counts
+    # an edge to the right when it straddles the row "from above" (y > r) and crosses right of
+    # the pixel, to the left when it straddles "from below" (y < r) and crosses left of it
+    right = np.zeros((ny, nx + 1), np.int32)
+    left = np.zeros((ny, nx + 1), np.int32)
+    yi, xi = rows, cols
+    yj, xj = np.roll(rows, 1), np.roll(cols, 1)              # edge (i - 1, i), as skimage walks
+    lo, hi = np.minimum(yi, yj), np.maximum(yi, yj)
+    for upper, out in ((True, right), (False, left)):
+        first = np.ceil(lo) if upper else np.floor(lo) + 1     # R: lo <= r < hi; L: lo < r <= hi
+        last = np.ceil(hi) - 1 if upper else np.floor(hi)
+        first = np.maximum(first, r0).astype(np.int64)
+        last = np.minimum(last, r1).astype(np.int64)
+        count = np.maximum(last - first + 1, 0)
+        if count.sum() == 0:
+            continue
+        e = np.repeat(np.arange(len(count)), count)
+        r = first[e] + (np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count))
+        x = xi[e] + (r - yi[e]) * (xj[e] - xi[e]) / (yj[e] - yi[e])
+        # the last column counted: R counts pixels left of the crossing (c < x), L right of it
+        k = np.ceil(x) - 1 if upper else np.floor(x) + 1
+        near = np.abs(x - np.round(x)) < 1e-7
+        if near.any():                                       # on an edge: skimage's own sign
+            n, y0, y1 = np.round(x[near]), yi[e][near] - r[near], yj[e][near] - r[near]
+            val = ((xi[e][near] - n) * y1 - (xj[e][near] - n) * y0) / (y1 - y0)
+            k[near] = np.where(val > 0, n, n - 1) if upper else np.where(val < 0, n, n + 1)
+        k = np.clip(k - c0, -1, nx).astype(np.int64)
+        rr = r - r0
+        if upper:                                            # columns c0 .. k
+            np.add.at(out, (rr, np.zeros_like(rr)), 1)
+            np.add.at(out, (rr, np.clip(k + 1, 0, nx)), -1)
+        else:                                                # columns k .. c1
+            np.add.at(out, (rr, np.clip(k, 0, nx)), 1)
+    inside = ((np.cumsum(right[:, :-1], axis=1) & 1) | (np.cumsum(left[:, :-1], axis=1) & 1)) > 0
+    # a pixel centre on a vertex is in
+    on_vertex = (np.abs(rows - np.round(rows)) < 1e-12) & (np.abs(cols - np.round(cols)) < 1e-12)
+    vr, vc = np.round(rows[on_vertex]).astype(np.int64) - r0, np.round(cols[on_vertex]).astype(np.int64) - c0
+    ok = (vr >= 0) & (vr < ny) & (vc >= 0) & (vc < nx)
+    inside[vr[ok], vc[ok]] = True
+    return r0, c0, inside
 
 
 def bounding_rows(mask: np.ndarray) -> tuple[int, int]:

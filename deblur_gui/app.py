@@ -149,7 +149,7 @@ class ScriptedStart:
             if a.file:
                 if not w.open_file(a.file):
                     self.fail(w.last_error_text)
-            from deblur_gui.dialogs import same_file
+            from core.io import same_file
 
             if a.roi and w.state.image is not None and not same_file(Path(a.roi), w.sidecar_rois):
                 if not w.load_rois(a.roi):

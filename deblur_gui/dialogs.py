@@ -7,7 +7,6 @@ Save dialogs refuse the original image's path, so nothing the user opened is eve
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -16,7 +15,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-__all__ = ["show_error", "split_message", "choose_save_path", "same_file", "DetectDialog",
+from core.io import same_file
+
+__all__ = ["show_error", "split_message", "choose_save_path", "DetectDialog",
            "show_about"]
 
 _FILE_NOTE = re.compile(r"\s*\(file: [^)]*\)\s*$")
@@ -47,18 +48,6 @@ def show_error(parent: QtWidgets.QWidget | None, message: str, details: str = ""
     box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box
-
-
-def same_file(a: Path, b: Path | None) -> bool:
-    """Whether two paths name the same file (also through links and case-insensitive disks)."""
-    if b is None:
-        return False
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
 def choose_save_path(parent: QtWidgets.QWidget | None, title: str, suggested: Path, filters: str,

@@ -14,8 +14,11 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.io import same_file
+from core.roi import ROI_SUFFIX, sidecar_path
+
 from deblur_gui.compare import CompareView
-from deblur_gui.dialogs import DetectDialog, choose_save_path, same_file, show_about, show_error
+from deblur_gui.dialogs import DetectDialog, choose_save_path, show_about, show_error
 from deblur_gui.model_panel import ModelPanel
 from deblur_gui.roi_tools import DrawingViewBox, RoiLayer, RoiPanel, Tool, roi_bounds, tool_icon
 from deblur_gui.settings import Settings
@@ -529,11 +532,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _sidecar_rois(self, path: Path) -> Path | None:
-        """`<name>.roi.json` beside an image holds its saved regions."""
-        for cand in (path.with_name(path.stem + ".roi.json"), path.with_suffix(".roi.json")):
-            if cand.is_file():
-                return cand
-        return None
+        """The region file beside an image (`core.roi.sidecar_path`), if there is one."""
+        cand = sidecar_path(path)
+        return cand if cand.is_file() else None
 
     def _on_image_changed(self) -> None:
         image = self.state.image
@@ -674,10 +675,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.state.image is None or not self.state.rois:
             return
         img = self.state.image.path
-        folder = img.parent if img is not None else Path(self.settings.last_folder())
-        stem = img.stem if img is not None else "regions"
-        path = choose_save_path(self, "Save regions", folder / f"{stem}.roi.json", ROI_FILTER, ".json",
-                                original=img)
+        suggested = (sidecar_path(img) if img is not None
+                     else Path(self.settings.last_folder()) / f"regions{ROI_SUFFIX}")
+        path = choose_save_path(self, "Save regions", suggested, ROI_FILTER, ".json", original=img)
         if path is not None:
             self.save_rois(path)
 

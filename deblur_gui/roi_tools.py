@@ -8,19 +8,19 @@ resize and delete, and writes every finished edit back to the state; :class:`Roi
 from __future__ import annotations
 
 import math
-import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.roi import Ellipse, Polygon, Rect, Roi
+from core.roi import Ellipse, Polygon, Rect, Roi, simplify_polygon
 from deblur_gui.state import AppState, roi_label
 
-__all__ = ["Tool", "DrawingViewBox", "RoiLayer", "RoiPanel", "tool_icon", "simplify_path",
+__all__ = ["Tool", "DrawingViewBox", "RoiLayer", "RoiPanel", "tool_icon",
            "ROI_COLOR", "SELECTED_COLOR"]
 
 ROI_COLOR = "#ffd54f"        # amber: visible on grey, green and magenta images alike
 SELECTED_COLOR = "#4dd0e1"   # cyan for the selected region
 PREVIEW_COLOR = "#ffffff"
+FREEHAND_TOLERANCE = 0.75   # px: a freehand outline keeps the corners that matter, not every mouse move
 
 
 class Tool:
@@ -41,33 +41,6 @@ class Tool:
         POLYGON: "Click to place corners; double-click, right-click or click the first corner to close",
         FREEHAND: "Drag around the blurred area to outline it",
     }
-
-
-def simplify_path(points: list[tuple[float, float]], tolerance: float = 0.75) -> list[tuple[float, float]]:
-    """Ramer-Douglas-Peucker: a freehand outline with far fewer points, within `tolerance` px."""
-    if len(points) < 3:
-        return list(points)
-    pts = np.asarray(points, dtype=np.float64)
-    keep = np.zeros(len(pts), dtype=bool)
-    keep[0] = keep[-1] = True
-    stack = [(0, len(pts) - 1)]
-    while stack:
-        a, b = stack.pop()
-        if b <= a + 1:
-            continue
-        seg = pts[b] - pts[a]
-        rel = pts[a + 1:b] - pts[a]
-        norm = math.hypot(*seg)
-        if norm == 0:
-            d = np.hypot(rel[:, 0], rel[:, 1])
-        else:
-            d = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / norm
-        i = int(np.argmax(d))
-        if d[i] > tolerance:
-            k = a + 1 + i
-            keep[k] = True
-            stack += [(a, k), (k, b)]
-    return [(float(x), float(y)) for x, y in pts[keep]]
 
 
 def tool_icon(tool: str, size: int = 32) -> QtGui.QIcon:
@@ -202,7 +175,7 @@ class DrawingViewBox(pg.ViewBox):
                 self._points.append(here)
             self._set_preview(self._path_item(self._points))
             if ev.isFinish():
-                pts = simplify_path(self._points)
+                pts = simplify_polygon(self._points, tolerance=FREEHAND_TOLERANCE)
                 self.cancel_drawing()
                 if len(pts) >= 3:
                     self._emit(Polygon([(round(x, 1), round(y, 1)) for x, y in pts]))

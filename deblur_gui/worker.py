@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore
 
+from core.metrics import region_sharpness
 from core.roi import RoiSet, roi_mask
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -63,37 +64,6 @@ def plain_error(exc: BaseException) -> str:
     if isinstance(exc, (ValueError, OSError, KeyError)):
         return text
     return f"The restoration stopped because of an unexpected problem: {text}"
-
-
-def _plane_sharpness(before: np.ndarray, after: np.ndarray, rois: RoiSet | None,
-                     labels: list[str]) -> list[tuple[str, float, float]]:
-    """Sharpness (core.metrics) inside each ROI of one plane, before and after."""
-    from core.metrics import sharpness
-
-    if rois is None or not rois.rois:
-        return [("Whole image", sharpness(_mono(before)), sharpness(_mono(after)))]
-    out = []
-    h, w = before.shape[:2]
-    for i, roi in enumerate(rois.rois):
-        x0, y0, x1, y1 = roi.bounds()
-        r0, r1 = max(0, int(np.floor(y0))), min(h, int(np.ceil(y1)))
-        c0, c1 = max(0, int(np.floor(x0))), min(w, int(np.ceil(x1)))
-        if r1 - r0 < 3 or c1 - c0 < 3:
-            continue
-        single = RoiSet([roi], feather=0)
-        mask = roi_mask(single, (h, w))[r0:r1, c0:c1] > 0
-        if not mask.any():
-            continue
-        b = _mono(before[r0:r1, c0:c1])
-        a = _mono(after[r0:r1, c0:c1])
-        label = labels[i] if i < len(labels) else f"Region {i + 1}"
-        out.append((label, sharpness(b, mask), sharpness(a, mask)))
-    return out
-
-
-def _mono(plane: np.ndarray) -> np.ndarray:
-    """RGB planes are scored on their mean intensity."""
-    return plane.mean(axis=-1) if plane.ndim == 3 else plane
 
 
 class RestoreJob(QtCore.QThread):
@@ -171,7 +141,7 @@ class RestoreJob(QtCore.QThread):
         shown = req.plane_index or req.shown_index
         if shown is None:
             shown = tuple(0 if a not in "YXS" else slice(None) for a in req.image.axes)
-        sharp = _plane_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
+        sharp = region_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
 
         h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
         if req.rois is None or not req.rois.rois:

@@ -22,7 +22,7 @@ def blurred_field(tmp_path):
     sharp[ys, xs] = rng.uniform(0.5, 1, 300)
     sharp = ndimage.gaussian_filter(sharp, 1.0)
     sharp = sharp / sharp.max()
-    from core.degrade import disk_psf
+    from core.psf import disk_psf
 
     blurred = sharp.copy()
     psf = disk_psf(4.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.degrade import DefocusConfig
+from core.defocus import DefocusConfig
 from core.io import Image, write_image
 from core.normalize import percentile_params
 from training import data as D

@@ -233,24 +233,25 @@ def simulated_field(kind: str, seed: int, size: int = 512, photons: float | None
     """What `deblur simulate` makes of a synthetic specimen: widefield defocus rising to a blur
     radius of 4-15 px inside smooth random blobs over 20-40 % of the field, then camera noise.
     Returns (blurred, sharp, truth) with truth = defocus at least half its maximum."""
-    from core import degrade
-    from core.cli.simulate import auto_rois as random_region
+    from core import defocus
+    from core.psf import Optics, defocus_for_radius, psf_function
+    from core.simulate import random_regions as random_region
     from training import synth
 
     rng = np.random.default_rng(seed)
     x, info = synth.random_specimen(rng, size, kinds=[kind], return_info=True)
     px = info["pixel_um"] or 0.2
-    optics = degrade.Optics(na=0.75, wavelength_um=0.52, n_medium=1.0, pixel_um=px)
+    optics = Optics(na=0.75, wavelength_um=0.52, n_medium=1.0, pixel_um=px)
     radius = rng.uniform(4, 15)
-    z = degrade.defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
+    z = defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
                                    n_medium=optics.n_medium, pixel_um=px)
     region = roi_mask(random_region(rng, x.shape, 0.08 * size), x.shape)
-    blurred = degrade.blur_with_depth(x, z * region, degrade.psf_function("widefield", optics), levels=6)
+    blurred = defocus.blur_with_depth(x, z * region, psf_function("widefield", optics), levels=6)
     if photons is None:
         photons = 1000.0 if synth.MODALITY[kind] == "fluorescence" else 10000.0
 
     def camera(v):
-        return (100 + 20 * photons * degrade.add_noise(v, rng, photons, 2.0)).astype(np.float32)
+        return (100 + 20 * photons * defocus.add_noise(v, rng, photons, 2.0)).astype(np.float32)
 
     return camera(blurred), camera(x), region > 0.5
 

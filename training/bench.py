@@ -27,14 +27,15 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from core import degrade
+from core import defocus
+from core.psf import Optics, defocus_for_radius, defocus_psf
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.engine import restore
 from core.metrics import psnr, ssim
@@ -94,24 +95,24 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
-def _bench_optics(i: int) -> degrade.Optics:
+def _bench_optics(i: int) -> Optics:
     """A fixed rotation of common objectives (air 20x/0.8, water 40x/1.1, oil 63x/1.4, air 10x/0.45)."""
-    table = [degrade.Optics(na=0.8, wavelength_um=0.52, n_medium=1.0, pixel_um=0.32),
-             degrade.Optics(na=1.1, wavelength_um=0.6, n_medium=1.33, pixel_um=0.16),
-             degrade.Optics(na=1.4, wavelength_um=0.52, n_medium=1.518, pixel_um=0.1),
-             degrade.Optics(na=0.45, wavelength_um=0.52, n_medium=1.0, pixel_um=0.5)]
+    table = [Optics(na=0.8, wavelength_um=0.52, n_medium=1.0, pixel_um=0.32),
+             Optics(na=1.1, wavelength_um=0.6, n_medium=1.33, pixel_um=0.16),
+             Optics(na=1.4, wavelength_um=0.52, n_medium=1.518, pixel_um=0.1),
+             Optics(na=0.45, wavelength_um=0.52, n_medium=1.0, pixel_um=0.5)]
     return table[i % len(table)]
 
 
 def _defocus_region(shape: tuple[int, int], rng: np.random.Generator, i: int
-                    ) -> tuple[RoiSet, np.ndarray, np.ndarray, float, float, degrade.Optics]:
+                    ) -> tuple[RoiSet, np.ndarray, np.ndarray, float, float, Optics]:
     """Case i's defocused ellipse: (ROI, region mask, true PSF, defocus um, blur radius, optics)."""
     h, w = shape
     optics = _bench_optics(i)
     radius = BENCH_RADII[i % len(BENCH_RADII)]
-    z = degrade.defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
+    z = defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
                                    n_medium=optics.n_medium, pixel_um=optics.pixel_um)
-    psf = degrade.defocus_psf(z, na=optics.na, wavelength_um=optics.wavelength_um,
+    psf = defocus_psf(z, na=optics.na, wavelength_um=optics.wavelength_um,
                               n_medium=optics.n_medium, pixel_um=optics.pixel_um)
     ew, eh = rng.uniform(0.35, 0.55) * w, rng.uniform(0.35, 0.55) * h
     ex, ey = rng.uniform(0.05 * w, w - ew - 0.05 * w), rng.uniform(0.05 * h, h - eh - 0.05 * h)
@@ -124,14 +125,14 @@ def _blur_region(x: np.ndarray, region: np.ndarray, psf: np.ndarray, z: float,
                  rng: np.random.Generator, photons: float) -> np.ndarray:
     """`x` defocused by `psf` inside `region` (uniform depth), plus camera noise."""
     depth = np.where(region, z, 0.0).astype(np.float32)
-    blurred = degrade.blur_with_depth(x, depth, lambda d: psf if d > 0 else np.ones((1, 1)), levels=2)
-    return degrade.add_noise(blurred, rng, photons, 1.0).astype(np.float32)
+    blurred = defocus.blur_with_depth(x, depth, lambda d: psf if d > 0 else np.ones((1, 1)), levels=2)
+    return defocus.add_noise(blurred, rng, photons, 1.0).astype(np.float32)
 
 
 def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Generator, i: int,
                   photons: float = 400.0) -> BenchCase:
     """One defocused ellipse with uniform depth and a known widefield PSF, plus camera noise."""
-    x = degrade.relative_intensity(sharp)
+    x = defocus.relative_intensity(sharp)
     rois, region, psf, z, radius, optics = _defocus_region(x.shape, rng, i)
     blurred = _blur_region(x, region, psf, z, rng, photons)
     info = {"na": optics.na, "n_medium": optics.n_medium, "pixel_um": optics.pixel_um,
@@ -199,7 +200,7 @@ def make_empty_cases(size: int = 256, seed: int = 0) -> list[BenchCase]:
     cases = []
     for k, (label, level) in enumerate(EMPTY_LEVELS.items()):
         rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 900 + k)
-        spec = degrade.relative_intensity(synth.random_specimen(rng, size))
+        spec = defocus.relative_intensity(synth.random_specimen(rng, size))
         rois, region, psf, z, radius, optics = _defocus_region(spec.shape, rng, 1)
         # the specimen fades into plain background over ~10 px around (and under) the region
         fade = np.clip(ndimage.gaussian_filter(ndimage.binary_dilation(region, iterations=12)
@@ -349,7 +350,7 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
 
     rng = np.random.default_rng(BENCH_SEED_BASE - 1)
     spec = synth.random_specimen(rng, size)
-    frame = (degrade.relative_intensity(spec) * 30000 + 500).clip(0, 65535).astype(np.uint16)
+    frame = (defocus.relative_intensity(spec) * 30000 + 500).clip(0, 65535).astype(np.uint16)
     c = (size - roi) // 2
     roi_set = RoiSet([Rect(c, c, roi, roi)], feather=16)
     rows = []

@@ -210,7 +210,7 @@ def _setup_process(device_name: str):
 def _degradation(cfg: dict[str, Any]):
     """The DefocusConfig from ``[degradation]`` (empty table = the simulator's defaults)."""
     table = cfg["degradation"]
-    from core.degrade import DefocusConfig
+    from core.defocus import DefocusConfig
     if not table:
         return DefocusConfig()
     try:

@@ -44,8 +44,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from core.degrade import DefocusConfig, sample_optics, simulate_local_defocus
+from core.defocus import DefocusConfig, sample_optics, simulate_local_defocus
 from core.normalize import P_HIGH, P_LOW, normalize, percentile_params
+from core.roi import load_rois, roi_mask, sidecar_path
 from training import synth
 
 __all__ = [
@@ -327,14 +328,6 @@ class SharpFolderSource(_FolderBase):
                      sim.mask.astype(np.float32), tag)
 
 
-def _roi_file(path: Path) -> Path:
-    name = path.name
-    for suffix in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(suffix):
-            return path.with_name(name[: -len(suffix)] + ".roi.json")
-    return path.with_name(path.stem + ".roi.json")
-
-
 class PairedFolderSource(_FolderBase):
     """Blurred/sharp pairs with the same file names (`--data SHARP --blurred BLURRED`).
 
@@ -347,7 +340,7 @@ class PairedFolderSource(_FolderBase):
                  ) -> None:
         super().__init__([b for b, _ in pairs], field, region)
         self.pairs = [(Path(b), Path(s)) for b, s in pairs]
-        self.has_mask = all(_roi_file(b).is_file() for b, _ in self.pairs)
+        self.has_mask = all(sidecar_path(b).is_file() for b, _ in self.pairs)
         self._params: dict[tuple[int, int], object] = {}
 
     def _load(self, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -369,9 +362,8 @@ class PairedFolderSource(_FolderBase):
         params = self._params[key]
         mask_full = None
         if self.has_mask:
-            from core.roi import load_rois, roi_mask
 
-            mask_full = roi_mask(load_rois(_roi_file(self.pairs[k][0])), bp[p].shape)
+            mask_full = roi_mask(load_rois(sidecar_path(self.pairs[k][0])), bp[p].shape)
             weight = mask_full
         else:
             weight = np.abs(bp[p] - sp[p])

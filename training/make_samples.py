@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core import degrade
+from core import defocus
+from core.psf import Optics, defocus_psf, effective_blur_radius_px, psf_function, psf_radius_px
 from core.io import Image, write_image
 from core.roi import RoiSet, roi_mask, save_rois
+from core.simulate import random_regions
 from training import synth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,25 +35,26 @@ PICTURE = ROOT / "docs" / "simulation.png"
 
 
 def _region(rng: np.random.Generator, shape: tuple[int, int], feather: float) -> RoiSet:
-    from core.cli.simulate import auto_rois
-
-    return auto_rois(rng, shape, feather)
+    rois = random_regions(rng, shape, feather)
+    if rois is None:
+        raise ValueError(f"could not draw a blurred region on a {shape[1]} x {shape[0]} image")
+    return rois
 
 
 def _camera(x: np.ndarray, rng: np.random.Generator, photons: float, read: float, offset: float,
             gain: float) -> np.ndarray:
     """Relative intensity -> camera counts (Poisson-Gaussian noise, offset, gain)."""
-    return offset + gain * photons * degrade.add_noise(x, rng, photons, read)
+    return offset + gain * photons * defocus.add_noise(x, rng, photons, read)
 
 
 def make_nuclei(out: Path, seed: int = 2024) -> None:
     rng = np.random.default_rng(seed)
     px = 0.325
     x = synth.nuclei(512, rng, pixel_um=px, density=0.85, mitotic_fraction=0.03)
-    optics = degrade.Optics(na=0.75, wavelength_um=0.46, n_medium=1.0, pixel_um=px)
+    optics = Optics(na=0.75, wavelength_um=0.46, n_medium=1.0, pixel_um=px)
     rois = _region(rng, x.shape, 40.0)
     depth = 4.0 * roi_mask(rois, x.shape)
-    xb = degrade.blur_with_depth(x, depth, degrade.psf_function("widefield", optics), levels=8)
+    xb = defocus.blur_with_depth(x, depth, psf_function("widefield", optics), levels=8)
     photons, read, offset, gain = 400.0, 2.0, 100.0, 8000.0 / 400.0
     sharp = _camera(x, rng, photons, read, offset, gain)
     blurred_in = _camera(xb, rng, photons, read, offset, gain)
@@ -64,7 +67,7 @@ def make_nuclei(out: Path, seed: int = 2024) -> None:
     write_image(out / "nuclei_sharp.tif", Image(sharp16, "YX", pixel_size=(px, px), metadata=dict(meta)),
                 overwrite=True)
     meta["description"] += f"; locally defocused up to 4 um (blur radius " \
-                           f"{degrade.effective_blur_radius_px(4.0, na=0.75, wavelength_um=0.46, pixel_um=px):.1f} px)"
+                           f"{effective_blur_radius_px(4.0, na=0.75, wavelength_um=0.46, pixel_um=px):.1f} px)"
     write_image(out / "nuclei_blurred.tif", Image(blurred16, "YX", pixel_size=(px, px), metadata=meta),
                 overwrite=True)
     save_rois(out / "nuclei_blurred.roi.json", rois)
@@ -74,11 +77,11 @@ def make_tissue(out: Path, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
     px = 0.5
     rgb = synth.tissue(384, rng, pixel_um=px, rgb=True, stain="he")
-    optics = degrade.Optics(na=0.5, wavelength_um=0.55, n_medium=1.0, pixel_um=px)
+    optics = Optics(na=0.5, wavelength_um=0.55, n_medium=1.0, pixel_um=px)
     rois = _region(rng, rgb.shape[:2], 24.0)
     depth = 6.0 * roi_mask(rois, rgb.shape[:2])
-    blurred = degrade.blur_with_depth(np.moveaxis(rgb, -1, 0), depth,
-                                      degrade.psf_function("widefield", optics), levels=8)
+    blurred = defocus.blur_with_depth(np.moveaxis(rgb, -1, 0), depth,
+                                      psf_function("widefield", optics), levels=8)
     blurred = np.moveaxis(blurred, 0, -1)
     noise = rng.normal(0.0, 1.2, rgb.shape)                 # 8-bit camera: a grey level of noise
     sharp8 = np.clip(np.rint(rgb * 255 + noise), 0, 255).astype(np.uint8)
@@ -133,7 +136,7 @@ def make_picture(path: Path, seed: int = 1) -> None:
     profiles = []
     y0 = title_h
     for i, z in enumerate(depths):
-        psf = degrade.defocus_psf(z, **kw)
+        psf = defocus_psf(z, **kw)
         k = psf.shape[0] // 2
         view = np.zeros((t, t))
         h = min(k, t // 2)
@@ -141,7 +144,7 @@ def make_picture(path: Path, seed: int = 1) -> None:
         tile = np.sqrt(view / view.max())
         x0 = gap + i * (t + gap)
         canvas.paste(PILImage.fromarray((tile * 255).astype(np.uint8)).convert("RGB"), (x0, y0))
-        r = degrade.psf_radius_px(psf)
+        r = psf_radius_px(psf)
         draw.text((x0, y0 + t + 1), f"z = {z:g} um, r = {r:.1f} px", fill=(0, 0, 0), font=small)
         profiles.append((z, psf[k, k:]))
     # radial profiles (each scaled to its own peak), drawn as lines in the depth's colour
@@ -165,15 +168,15 @@ def make_picture(path: Path, seed: int = 1) -> None:
                              "(red: region with depth > 0)", fill=(0, 0, 0), font=font)
     y1 += title_h
     kinds = ["nuclei", "cells", "filaments", "bacteria", "phase_contrast", "parasites"]
-    cfg = degrade.DefocusConfig(blur_fraction=(0.35, 0.5), radius_px=(8.0, 16.0),
+    cfg = defocus.DefocusConfig(blur_fraction=(0.35, 0.5), radius_px=(8.0, 16.0),
                                 psf_weights={"widefield": 1.0}, brightfield_prob=0.0,
                                 depth_weights={"smooth": 1.0, "tilt": 1.0, "blobs": 1.0})
     for i, kind in enumerate(kinds):
         rng = np.random.default_rng([seed, i])
         px = float(np.sqrt(np.prod(synth.PIXEL_RANGE[kind])))
         img = synth.GENERATORS[kind](256, rng, pixel_um=px)
-        optics = degrade.sample_optics(rng, cfg, pixel_um=px)
-        sim = degrade.simulate_local_defocus(img, rng, cfg, optics=optics, brightfield=False)
+        optics = defocus.sample_optics(rng, cfg, pixel_um=px)
+        sim = defocus.simulate_local_defocus(img, rng, cfg, optics=optics, brightfield=False)
         lo, hi = np.percentile(sim.sharp, [0.5, 99.8])
         row, col = divmod(i, 3)
         x0 = gap + col * 2 * (t + gap)

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core.devices import DeviceError
     from core.engine import restore
-    from core.io import ImageError, read_image, write_image
+    from core.io import ImageError, read_image, same_file, write_image
     from core.models.registry import default_model_name, get_entry, load_model
     from core.roi import RoiError, roi_mask
 
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             if dest.exists() and not args.overwrite:
                 raise UserError(f"{dest} already exists (use --overwrite to replace it)")
-            if dest.exists() and inp.exists() and dest.resolve() == inp.resolve():
+            if same_file(dest, inp):
                 raise UserError(f"{dest} is the input file; deblur never overwrites an original")
             image = read_image(inp)
             rois = _rois_from_args(args, image)

@@ -3,9 +3,10 @@
 The blurred region is given as a ROI file or drawn at random (`--mask auto`: smooth blobs over
 20-40 % of the field). Inside it the defocus depth rises from 0 at the edge to `--defocus-um`
 over the ROI feather, and every pixel is blurred with the widefield PSF of its depth
-(`core.degrade.blur_with_depth`); pixels outside every ROI are left bit-identical. The output
+(`core.simulate.defocus_image`); pixels outside every ROI are left bit-identical. The output
 keeps the input's shape, dtype, axes and metadata (every plane, channel and RGB sample gets
-the same blur), and `<OUT stem>.roi.json` is written beside it describing the blurred region.
+the same blur), and its region file (`core.roi.sidecar_path`: x.tif -> x.roi.json) is
+written beside it describing the blurred region.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cli import UserError
-
-DEFAULT_PIXEL_UM = 0.2
-
+from core.simulate import DEFAULT_PIXEL_UM, PSF_FAMILIES
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="refractive index of the immersion medium (1.0 air, 1.333 water, 1.515 oil)")
     optics.add_argument("--pixel-um", type=float, default=None,
                         help=f"pixel size (um); default: the file's, else {DEFAULT_PIXEL_UM}")
-    p.add_argument("--psf", choices=["widefield", "gaussian", "disk"], default="widefield",
+    p.add_argument("--psf", choices=list(PSF_FAMILIES), default="widefield",
                    help="PSF model (gaussian/disk get the widefield PSF's blur radius)")
     p.add_argument("--feather", type=float, default=None,
                    help="width (px) over which the depth rises inside the region edge "
@@ -55,50 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def roi_path_for(out: Path) -> Path:
-    """`<OUT stem>.roi.json` beside OUT (x.tif -> x.roi.json, x.ome.tif -> x.roi.json)."""
-    name = out.name
-    for suffix in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(suffix):
-            return out.with_name(name[: -len(suffix)] + ".roi.json")
-    return out.with_name(out.stem + ".roi.json")
-
-
-def auto_rois(rng: np.random.Generator, shape: tuple[int, int], feather: float):
-    """Random smooth blob(s) covering ~20-40 % of the field, as polygon ROIs."""
-    from skimage.measure import approximate_polygon, find_contours
-    from scipy import ndimage
-
-    from core.degrade import depth_map
-    from core.roi import Polygon, RoiSet
-
-    h, w = shape
-    for _ in range(8):
-        kind = "blobs" if rng.random() < 0.6 else "smooth"
-        region = depth_map(rng, (h, w), kind, float(rng.uniform(0.2, 0.4)), 1.0) > 0
-        region = ndimage.binary_fill_holes(region)
-        labels, n = ndimage.label(region)
-        if n == 0:
-            continue
-        sizes = ndimage.sum(region, labels, index=np.arange(1, n + 1))
-        keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.01 * h * w))
-        polys = []
-        for c in find_contours(np.pad(keep, 1).astype(np.float32), 0.5):
-            c = approximate_polygon(c, tolerance=0.75)
-            # contour index space (padded) -> ROI coordinates (pixel centres at +0.5)
-            pts = [(float(np.clip(x - 1 + 0.5, 0, w)), float(np.clip(y - 1 + 0.5, 0, h))) for y, x in c[:-1]]
-            if len(pts) >= 3:
-                polys.append(Polygon([(round(x, 2), round(y, 2)) for x, y in pts]))
-        if polys:
-            return RoiSet(polys, feather=feather)
-    raise UserError(f"could not draw a blurred region on a {w} x {h} image (too small?)")
-
-
 def run(args: argparse.Namespace) -> int:
-    from core.degrade import Optics, add_noise, blur_with_depth, effective_blur_radius_px, psf_function
     from core.io import ImageError, read_image, write_image
-    from core.normalize import cast_like
-    from core.roi import RoiError, RoiSet, load_rois, roi_mask, save_rois
+    from core.psf import Optics
+    from core.roi import RoiError, RoiSet, load_rois, save_rois, sidecar_path
+    from core.simulate import DEFAULT_PIXEL_UM, defocus_image, random_regions, usable_pixel_size
 
     inp, out = Path(args.input), Path(args.out)
     z = float(args.defocus_um)
@@ -110,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--photons must be positive, got {args.photons}")
     if args.feather is not None and not args.feather >= 0:
         raise UserError(f"--feather must not be negative, got {args.feather}")
-    roi_out = roi_path_for(out)
+    roi_out = sidecar_path(out)
     if not args.overwrite:
         for path in (out, roi_out):
             if path.exists():
@@ -124,29 +84,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{inp}: {image.data.dtype} images cannot be blurred (need integer or float pixels)")
     h, w = image.shape_yx
 
-    if args.pixel_um is not None:
-        pixel = float(args.pixel_um)
-    elif image.pixel_size is not None and 0.005 <= float(np.mean(image.pixel_size)) <= 10.0:
-        pixel = float(np.mean(image.pixel_size))
-    else:
+    pixel = args.pixel_um if args.pixel_um is not None else usable_pixel_size(image)
+    if pixel is None:
         pixel = DEFAULT_PIXEL_UM
         print(f"deblur: note: {inp.name} has no usable pixel size; assuming {pixel} um (set --pixel-um)",
               file=sys.stderr)
     try:
         optics = Optics(na=float(args.na), wavelength_um=float(args.wavelength_um),
-                        n_medium=float(args.n_medium), pixel_um=pixel)
+                        n_medium=float(args.n_medium), pixel_um=float(pixel))
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    try:
-        radius = effective_blur_radius_px(z, na=optics.na, wavelength_um=optics.wavelength_um,
-                                          n_medium=optics.n_medium, pixel_um=optics.pixel_um)
-    except ValueError as exc:
-        raise UserError(f"cannot make a PSF for these settings: {exc}") from None
 
     rng = np.random.default_rng(args.seed)
     if args.mask == "auto":
         feather = args.feather if args.feather is not None else float(np.clip(0.08 * min(h, w), 4, 64))
-        rois = auto_rois(rng, (h, w), feather)
+        rois = random_regions(rng, (h, w), feather)
+        if rois is None:
+            raise UserError(f"could not draw a blurred region on a {w} x {h} image (too small?)")
     else:
         try:
             rois = load_rois(args.mask)
@@ -156,38 +110,22 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.mask}: the ROI file holds no region")
         if args.feather is not None:
             rois = RoiSet(rois.rois, feather=float(args.feather))
-    mask = roi_mask(rois, (h, w))
-    if not mask.any():
-        raise UserError(f"{args.mask}: the regions lie outside the {w} x {h} image")
-    depth = (z * mask).astype(np.float32)
-    psf_at = psf_function(args.psf, optics, z_max=z)
-
-    data = image.data
-    work = np.float64 if data.dtype.itemsize > 2 or data.dtype == np.float64 else np.float32
-    result = np.empty_like(data)
-    outside = mask == 0
-    for index, plane in image.planes():
-        src = plane.astype(work)
-        blurred = blur_with_depth(src, depth, psf_at, levels=args.levels)
-        if args.photons is not None:
-            top = float(np.percentile(src, 99.9)) or 1.0
-            base = float(min(np.percentile(src, 0.1), 0.0))
-            rel = (blurred - base) / (top - base)
-            noisy = add_noise(rel, rng, float(args.photons), 0.0).astype(work)
-            blurred = blurred + (noisy - rel) * (top - base) * mask
-        new = cast_like(blurred, data.dtype)
-        new[outside] = plane[outside]            # exactly the input outside every ROI
-        result[index] = new
+    try:
+        done = defocus_image(image, rois, z, optics, psf=args.psf, photons=args.photons,
+                             levels=args.levels, rng=rng)
+    except ValueError as exc:
+        message = str(exc)
+        raise UserError(f"{args.mask}: {message}" if message.startswith("the regions") else message) from None
 
     try:
-        write_image(out, image.with_data(result), overwrite=args.overwrite)
+        write_image(out, done.image, overwrite=args.overwrite)
     except ImageError as exc:
         raise UserError(str(exc)) from None
     try:
         save_rois(roi_out, rois)
     except OSError as exc:
         raise UserError(f"{roi_out}: cannot write the ROI file ({exc})") from None
-    share = float((mask > 0).mean())
-    print(f"wrote {out} ({args.psf} defocus {z:g} um = blur radius {radius:.1f} px at "
+    share = float((done.mask > 0).mean())
+    print(f"wrote {out} ({args.psf} defocus {z:g} um = blur radius {done.blur_radius_px:.1f} px at "
           f"NA {optics.na:g}, {pixel:g} um/px, over {100 * share:.0f}% of the field) and {roi_out}")
     return 0

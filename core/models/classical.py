@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core import degrade
+from core.psf import disk_psf, gaussian_psf
 from core.models.base import Restorer
 from core.models.spec import ModelEntry, Param
 from core.tiling import Tiler
@@ -29,8 +29,8 @@ _EPS = 1e-6
 def make_psf(radius: float, shape: str = "disk") -> np.ndarray:
     """Defocus PSF of the given blur radius in pixels (unit sum)."""
     if shape == "gaussian":
-        return degrade.gaussian_psf(max(radius, 0.3) / 2.0)
-    return degrade.disk_psf(max(radius, 0.5))
+        return gaussian_psf(max(radius, 0.3) / 2.0)
+    return disk_psf(max(radius, 0.5))
 
 
 class RichardsonLucy(Restorer):

@@ -99,6 +99,19 @@ def test_sidecar_regions_load_with_image(window, small_tif):
     assert [e.shape for e in window.state.rois] == [Rect(1, 2, 30, 40)]
 
 
+def test_regions_of_a_simulated_ome_image_are_found(window, tmp_path, small_tif, capsys):
+    """`deblur simulate` writes x.roi.json beside x.ome.tif; the app finds it (it looked for
+    x.ome.roi.json) and suggests the same name when saving."""
+    from core.cli import main
+
+    out = tmp_path / "sim.ome.tif"
+    assert main(["simulate", str(small_tif), "-o", str(out), "--defocus-um", "2", "--seed", "1"]) == 0
+    assert (tmp_path / "sim.roi.json").is_file() and not (tmp_path / "sim.ome.roi.json").exists()
+    assert window.open_file(out)
+    assert window.state.rois and window.sidecar_rois == tmp_path / "sim.roi.json"
+    assert [e.shape for e in window.state.rois] == load_rois(tmp_path / "sim.roi.json").rois
+
+
 def test_stack_plane_and_channel_selectors(window, tmp_path):
     data = (np.arange(3 * 2 * 32 * 40) % 1000).astype(np.uint16).reshape(3, 2, 32, 40)
     data[2, 1] = 7

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from core import degrade as d
+from core import defocus
+from core.psf import Optics, defocus_for_radius, defocus_psf, disk_psf, effective_blur_radius_px, gaussian_psf, psf_function, psf_radius_px
 
 
 def sharpness(img: np.ndarray) -> float:
@@ -31,12 +32,12 @@ def pattern(n: int = 96) -> np.ndarray:
 
 
 @pytest.mark.parametrize("psf", [
-    d.gaussian_psf(0.0), d.gaussian_psf(0.4), d.gaussian_psf(3.0),
-    d.disk_psf(0.3), d.disk_psf(2.5), d.disk_psf(10.0),
-    d.defocus_psf(0.0), d.defocus_psf(2.0),
-    d.defocus_psf(1.5, na=1.4, n_medium=1.515, pixel_um=0.1),
-    d.defocus_psf(10.0, na=0.25, n_medium=1.0, pixel_um=0.5),
-    d.defocus_psf(3.0, na=1.2, n_medium=1.333, pixel_um=0.065, bandwidth=0.0),
+    gaussian_psf(0.0), gaussian_psf(0.4), gaussian_psf(3.0),
+    disk_psf(0.3), disk_psf(2.5), disk_psf(10.0),
+    defocus_psf(0.0), defocus_psf(2.0),
+    defocus_psf(1.5, na=1.4, n_medium=1.515, pixel_um=0.1),
+    defocus_psf(10.0, na=0.25, n_medium=1.0, pixel_um=0.5),
+    defocus_psf(3.0, na=1.2, n_medium=1.333, pixel_um=0.065, bandwidth=0.0),
 ])
 def test_psfs_are_odd_square_nonnegative_and_sum_to_one(psf):
     assert psf.ndim == 2 and psf.shape[0] == psf.shape[1] and psf.shape[0] % 2 == 1
@@ -48,21 +49,21 @@ def test_psfs_are_odd_square_nonnegative_and_sum_to_one(psf):
 def test_defocus_psf_widens_and_blurs_more_with_depth():
     depths = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
     kw = dict(na=0.8, wavelength_um=0.52, n_medium=1.0, pixel_um=0.2)
-    psfs = [d.defocus_psf(z, **kw) for z in depths]
-    radii = [d.psf_radius_px(p) for p in psfs]
+    psfs = [defocus_psf(z, **kw) for z in depths]
+    radii = [psf_radius_px(p) for p in psfs]
     assert all(b > a for a, b in zip(radii, radii[1:])), radii
     img = pattern()
     sharp = [sharpness(convolve_reflect(img, p)) for p in psfs]
     assert all(b < a for a, b in zip(sharp, sharp[1:])), sharp
     # only |z| matters, and the sign of the depth gives the same PSF
-    assert np.array_equal(d.defocus_psf(-2.0, **kw), d.defocus_psf(2.0, **kw))
+    assert np.array_equal(defocus_psf(-2.0, **kw), defocus_psf(2.0, **kw))
 
 
 def test_blur_radius_covers_1_to_beyond_30_px_and_matches_geometry():
     # in focus, well sampled: the Airy spot is ~1-3 px
-    assert 0.5 < d.effective_blur_radius_px(0.0, na=0.8, pixel_um=0.2) < 2.5
+    assert 0.5 < effective_blur_radius_px(0.0, na=0.8, pixel_um=0.2) < 2.5
     # a few um of defocus with an oil objective at 0.1 um/px: far beyond 30 px
-    big = d.effective_blur_radius_px(4.0, na=1.4, n_medium=1.515, pixel_um=0.1)
+    big = effective_blur_radius_px(4.0, na=1.4, n_medium=1.515, pixel_um=0.1)
     assert big > 30
     # large defocus approaches geometric optics (80 % radius of the pupil's ray fan)
     geo = 4.0 * np.tan(np.arcsin(np.sqrt(0.8) * 1.4 / 1.515)) / np.sqrt(0.8) / 0.1
@@ -70,23 +71,23 @@ def test_blur_radius_covers_1_to_beyond_30_px_and_matches_geometry():
     # the inverse used by the simulator lands within 15 %, and within 3 % when refined
     for r in (5.0, 12.0, 35.0):
         for refine, tol in ((False, 0.15), (True, 0.03)):
-            z = d.defocus_for_radius(r, na=1.0, wavelength_um=0.55, n_medium=1.333, pixel_um=0.15, refine=refine)
-            got = d.effective_blur_radius_px(z, na=1.0, wavelength_um=0.55, n_medium=1.333, pixel_um=0.15)
+            z = defocus_for_radius(r, na=1.0, wavelength_um=0.55, n_medium=1.333, pixel_um=0.15, refine=refine)
+            got = effective_blur_radius_px(z, na=1.0, wavelength_um=0.55, n_medium=1.333, pixel_um=0.15)
             assert got == pytest.approx(r, rel=tol)
-    lo, hi = d.DefocusConfig().radius_range_px()
+    lo, hi = defocus.DefocusConfig().radius_range_px()
     assert lo <= 1.0 and hi >= 30.0
 
 
 def test_psf_radius_convention_disk_and_gaussian():
-    assert d.psf_radius_px(d.disk_psf(10.0)) == pytest.approx(10.0, rel=0.02)
-    assert d.psf_radius_px(d.gaussian_psf(5.0)) == pytest.approx(10.0, rel=0.03)
-    assert d.psf_radius_px(np.ones((1, 1))) < 0.7
+    assert psf_radius_px(disk_psf(10.0)) == pytest.approx(10.0, rel=0.02)
+    assert psf_radius_px(gaussian_psf(5.0)) == pytest.approx(10.0, rel=0.03)
+    assert psf_radius_px(np.ones((1, 1))) < 0.7
 
 
 def test_defocus_psf_matches_an_independent_fft_model_and_has_rings():
     """The Hankel/Debye PSF equals |FFT(pupil * defocus phase)|^2 computed on a fine 2-D grid."""
     na, lam, n, pix, z = 0.8, 0.52, 1.0, 0.2, 1.5
-    psf = d.defocus_psf(z, na=na, wavelength_um=lam, n_medium=n, pixel_um=pix, bandwidth=0.0)
+    psf = defocus_psf(z, na=na, wavelength_um=lam, n_medium=n, pixel_um=pix, bandwidth=0.0)
     s, m = 3, 151
     big = s * m
     f = np.fft.fftfreq(big, pix / s)
@@ -109,11 +110,11 @@ def test_defocus_psf_matches_an_independent_fft_model_and_has_rings():
 
 def test_defocus_psf_rejects_impossible_optics():
     with pytest.raises(ValueError, match="numerical aperture"):
-        d.defocus_psf(1.0, na=1.2, n_medium=1.0)
+        defocus_psf(1.0, na=1.2, n_medium=1.0)
     with pytest.raises(ValueError):
-        d.defocus_psf(float("nan"))
+        defocus_psf(float("nan"))
     with pytest.raises(ValueError):
-        d.defocus_psf(1.0, pixel_um=0.0)
+        defocus_psf(1.0, pixel_um=0.0)
 
 
 def test_blur_with_depth_leaves_depth_zero_untouched():
@@ -123,7 +124,7 @@ def test_blur_with_depth_leaves_depth_zero_untouched():
         depth = np.zeros((64, 80), np.float32)
         depth[10:40, 30:70] = 2.0
         depth[40:50, 30:70] = 0.7
-        out = d.blur_with_depth(img, depth, d.psf_function("widefield", d.Optics()), levels=4)
+        out = defocus.blur_with_depth(img, depth, psf_function("widefield", Optics()), levels=4)
         assert out.dtype == dtype and out.shape == img.shape
         assert np.array_equal(out[depth == 0], img[depth == 0])
         assert np.abs(out[depth > 0] - img[depth > 0]).mean() > 0.05
@@ -131,7 +132,7 @@ def test_blur_with_depth_leaves_depth_zero_untouched():
     stack = rng.random((2, 32, 32)).astype(np.float32)
     depth = np.zeros((32, 32))
     depth[:, 16:] = 1.0
-    out = d.blur_with_depth(stack, depth, lambda z: d.gaussian_psf(2 * z))
+    out = defocus.blur_with_depth(stack, depth, lambda z: gaussian_psf(2 * z))
     assert np.array_equal(out[:, :, :16], stack[:, :, :16])
     assert not np.allclose(out[:, :, 16:], stack[:, :, 16:])
 
@@ -139,8 +140,8 @@ def test_blur_with_depth_leaves_depth_zero_untouched():
 def test_blur_with_uniform_depth_is_a_plain_reflect_convolution():
     rng = np.random.default_rng(2)
     img = rng.random((48, 56))
-    psf = d.disk_psf(4.0)
-    out = d.blur_with_depth(img, np.full(img.shape, 3.0), lambda z: psf, levels=5)
+    psf = disk_psf(4.0)
+    out = defocus.blur_with_depth(img, np.full(img.shape, 3.0), lambda z: psf, levels=5)
     ref = ndimage.convolve(img, psf, mode="mirror")
     np.testing.assert_allclose(out, ref, atol=1e-10)
 
@@ -148,22 +149,22 @@ def test_blur_with_uniform_depth_is_a_plain_reflect_convolution():
 def test_depth_maps_have_an_in_focus_part_and_reach_the_depth():
     rng = np.random.default_rng(3)
     for kind in ("smooth", "tilt", "blobs"):
-        m = d.depth_map(rng, (96, 128), kind, fraction=0.35, z_max=2.5)
+        m = defocus.depth_map(rng, (96, 128), kind, fraction=0.35, z_max=2.5)
         assert m.shape == (96, 128) and m.dtype == np.float32
         assert m.min() == 0.0 and m.max() == pytest.approx(2.5, rel=1e-5)
         assert 0.2 < (m > 0).mean() < 0.5
-    full = d.depth_map(rng, (64, 64), "full", z_max=1.0)
+    full = defocus.depth_map(rng, (64, 64), "full", z_max=1.0)
     assert full.min() > 0
     with pytest.raises(ValueError):
-        d.depth_map(rng, (8, 8), "spiral")
+        defocus.depth_map(rng, (8, 8), "spiral")
 
 
 def test_simulator_is_seeded_and_reproducible():
     sharp = pattern(80)
-    cfg = d.DefocusConfig()
-    a = d.simulate_local_defocus(sharp, np.random.default_rng(7), cfg)
-    b = d.simulate_local_defocus(sharp, np.random.default_rng(7), cfg)
-    c = d.simulate_local_defocus(sharp, np.random.default_rng(8), cfg)
+    cfg = defocus.DefocusConfig()
+    a = defocus.simulate_local_defocus(sharp, np.random.default_rng(7), cfg)
+    b = defocus.simulate_local_defocus(sharp, np.random.default_rng(7), cfg)
+    c = defocus.simulate_local_defocus(sharp, np.random.default_rng(8), cfg)
     for name in ("blurred", "sharp", "depth_um", "mask"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
     assert a.psf_info == b.psf_info
@@ -172,9 +173,9 @@ def test_simulator_is_seeded_and_reproducible():
 
 def test_simulator_without_noise_leaves_in_focus_pixels_untouched():
     sharp = pattern(80)
-    cfg = d.DefocusConfig(noise=None, radius_px=(6.0, 10.0), blur_fraction=(0.3, 0.5))
+    cfg = defocus.DefocusConfig(noise=None, radius_px=(6.0, 10.0), blur_fraction=(0.3, 0.5))
     for seed in range(4):
-        sim = d.simulate_local_defocus(sharp, np.random.default_rng(seed), cfg)
+        sim = defocus.simulate_local_defocus(sharp, np.random.default_rng(seed), cfg)
         assert sim.blurred.dtype == np.float32 and sim.sharp.dtype == np.float32
         assert sim.mask.dtype == bool
         assert np.array_equal(sim.mask, sim.depth_um > 0)
@@ -189,8 +190,8 @@ def test_simulator_without_noise_leaves_in_focus_pixels_untouched():
 
 def test_simulator_adds_noise_everywhere_and_keeps_target_clean():
     sharp = pattern(64)
-    cfg = d.DefocusConfig(brightfield_prob=0.0)
-    sim = d.simulate_local_defocus(sharp, np.random.default_rng(1), cfg)
+    cfg = defocus.DefocusConfig(brightfield_prob=0.0)
+    sim = defocus.simulate_local_defocus(sharp, np.random.default_rng(1), cfg)
     out = ~sim.mask
     assert not np.array_equal(sim.blurred[out], sim.sharp[out])        # camera noise outside too
     # the clean target is an affine copy of the (relative) sharp input
@@ -203,39 +204,39 @@ def test_add_noise_statistics():
     rng = np.random.default_rng(0)
     for level in (0.05, 0.5):                # Poisson branch and Gaussian branch
         x = np.full(200_000, level, np.float32)
-        y = d.add_noise(x, rng, photons=400.0, read_noise=0.0)
+        y = defocus.add_noise(x, rng, photons=400.0, read_noise=0.0)
         assert y.mean() == pytest.approx(level, rel=0.01)
         assert y.var() == pytest.approx(level / 400.0, rel=0.05)
 
 
 def test_config_round_trip_and_unknown_keys():
-    cfg = d.DefocusConfig(radius_px=(2.0, 9.0), noise=None)
-    again = d.DefocusConfig.from_dict(cfg.to_dict())
+    cfg = defocus.DefocusConfig(radius_px=(2.0, 9.0), noise=None)
+    again = defocus.DefocusConfig.from_dict(cfg.to_dict())
     assert again == cfg
-    assert d.DefocusConfig.from_dict(d.DefocusConfig().to_dict()) == d.DefocusConfig()
+    assert defocus.DefocusConfig.from_dict(defocus.DefocusConfig().to_dict()) == defocus.DefocusConfig()
     with pytest.raises(ValueError, match="unknown"):
-        d.DefocusConfig.from_dict({"radius_pixels": (1, 2)})
+        defocus.DefocusConfig.from_dict({"radius_pixels": (1, 2)})
     # as read from TOML: lists, nested tables, `noise = false`
     toml_like = {"radius_px": [2, 20], "objectives": {"air": [0.3, 0.9]}, "immersion_weights": {"air": 1.0},
                  "noise": {"photons": [10, 100], "read_noise": [1, 2]}}
-    cfg = d.DefocusConfig.from_dict(toml_like)
+    cfg = defocus.DefocusConfig.from_dict(toml_like)
     assert cfg.radius_px == (2, 20) and cfg.objectives == {"air": (0.3, 0.9)}
-    assert cfg.noise == d.NoiseConfig((10, 100), (1, 2))
-    assert d.DefocusConfig.from_dict({"noise": False}).noise is None
-    only_air = d.sample_optics(np.random.default_rng(0), cfg)
+    assert cfg.noise == defocus.NoiseConfig((10, 100), (1, 2))
+    assert defocus.DefocusConfig.from_dict({"noise": False}).noise is None
+    only_air = defocus.sample_optics(np.random.default_rng(0), cfg)
     assert only_air.n_medium == 1.0
     with pytest.raises(ValueError, match="medium"):
-        d.DefocusConfig(objectives={"glycerol": (0.5, 1.2)})
+        defocus.DefocusConfig(objectives={"glycerol": (0.5, 1.2)})
     with pytest.raises(ValueError, match="impossible"):
-        d.DefocusConfig(objectives={"air": (0.5, 1.2)})
+        defocus.DefocusConfig(objectives={"air": (0.5, 1.2)})
 
 
 def test_sample_optics_matches_pixel_to_na():
-    cfg = d.DefocusConfig()
+    cfg = defocus.DefocusConfig()
     rng = np.random.default_rng(0)
     for px in (0.065, 0.1, 0.2, 0.5):
         for _ in range(5):
-            o = d.sample_optics(rng, cfg, pixel_um=px)
+            o = defocus.sample_optics(rng, cfg, pixel_um=px)
             assert o.pixel_um == px and o.na < o.n_medium
             ratio = px / (o.wavelength_um / (4 * o.na))
             # within the configured sampling, or the best any configured objective can do
@@ -246,7 +247,7 @@ def test_fft_convolution_region_equals_full_convolution():
     """Convolving only a window (with a halo) gives the same pixels as the whole image."""
     rng = np.random.default_rng(4)
     img = rng.random((1, 40, 50)).astype(np.float32)
-    psf = d.gaussian_psf(2.0)
-    part = d._convolve_region(img, psf, 5, 30, 10, 45)
+    psf = gaussian_psf(2.0)
+    part = defocus._convolve_region(img, psf, 5, 30, 10, 45)
     whole = signal.fftconvolve(np.pad(img[0], psf.shape[0] // 2, mode="reflect"), psf, mode="valid")
     np.testing.assert_allclose(part[0], whole[5:30, 10:45], atol=1e-5)
