@@ -10,7 +10,10 @@ from core.defocus import DefocusConfig
 from core.io import Image, write_image
 from core.normalize import percentile_params
 from training import data as D
+from training import windows
+from training.sources import SyntheticSource
 from training import synth
+from training.sample_order import step_loader
 
 SMALL = dict(patch=48, field=96)
 
@@ -49,7 +52,7 @@ def test_synthetic_items_have_documented_shapes_and_are_reproducible():
 
 
 def test_fields_are_normalised_by_the_blurred_percentiles():
-    src = D.SyntheticSource(DefocusConfig(), field=96)
+    src = SyntheticSource(DefocusConfig(), field=96)
     f = src.field(np.random.default_rng(0), 0)
     p = percentile_params(f.blurred, 1.0, 99.8)
     assert p.lo == pytest.approx(0.0, abs=1e-5) and p.hi == pytest.approx(1.0, abs=1e-5)
@@ -67,7 +70,7 @@ def test_content_bias_avoids_empty_background():
     rng = np.random.default_rng(0)
     content = np.zeros((128, 128), np.float32)
     content[90:128, 90:128] = rng.random((38, 38))
-    hits = [D._choose_window(rng, content, None, 32, None) for _ in range(30)]
+    hits = [windows.choose_window(rng, content, None, 32, None) for _ in range(30)]
     inside = [y + 32 > 90 and x + 32 > 90 for y, x in hits]
     assert np.mean(inside) > 0.8
 
@@ -186,8 +189,8 @@ def test_bad_arguments_are_clear(tmp_path):
 
 def test_loader_batches_are_independent_of_worker_count():
     train, _ = D.make_datasets("synthetic", seed=2, train_length=4, val_length=2, patch=32, field=64)
-    b0 = next(iter(D.make_loader(train, batch_size=4, workers=0, shuffle=False)))
-    b2 = next(iter(D.make_loader(train, batch_size=4, workers=2, shuffle=False)))
+    b0 = next(iter(step_loader(train, seed=0, batch_size=4, start=0, stop=1, workers=0)))
+    b2 = next(iter(step_loader(train, seed=0, batch_size=4, start=0, stop=1, workers=2)))
     assert b0["blurred"].shape == (4, 1, 32, 32)
     for k in b0:
         assert torch.equal(b0[k], b2[k])
@@ -226,7 +229,7 @@ def test_items_cut_from_one_field_are_reproducible_in_any_order():
 
 
 def test_patches_of_one_field_are_different_windows_of_it():
-    src = D.SyntheticSource(DefocusConfig(), field=128)
+    src = SyntheticSource(DefocusConfig(), field=128)
     ds = D.PatchDataset(src, 40, patch=48, seed=1, augment=False, patches_per_field=4)
     overlaps, cover = [], []
     for f in range(10):
@@ -240,7 +243,7 @@ def test_patches_of_one_field_are_different_windows_of_it():
         for a in range(4):
             for b in range(a):
                 assert not torch.equal(items[a]["sharp"], items[b]["sharp"])
-                overlaps.append(D._overlap(np.array([corners[a][0]]), np.array([corners[a][1]]),
+                overlaps.append(windows._overlap(np.array([corners[a][0]]), np.array([corners[a][1]]),
                                            [corners[b]], 48)[0, 0])
     assert np.mean(np.array(overlaps) <= 0.25 + 1e-9) > 0.6       # mostly little shared area
     cover = np.array(cover)
@@ -287,9 +290,9 @@ def test_field_order_keeps_fields_together_on_one_lane():
 
 def test_field_aware_loader_makes_each_field_once_whatever_the_workers():
     train, _ = D.make_datasets("synthetic", seed=2, train_length=32, val_length=2, patch=32, field=64)
-    b0 = list(D.make_loader(train, batch_size=4, workers=0, seed=1))
+    b0 = list(step_loader(train, seed=1, batch_size=4, start=0, stop=8, workers=0))
     assert train._cache.misses == 8 and train._cache.hits == 24
-    b2 = list(D.make_loader(train, batch_size=4, workers=2, seed=1))
+    b2 = list(step_loader(train, seed=1, batch_size=4, start=0, stop=8, workers=2))
     assert len(b0) == len(b2) == 8
     for x, y in zip(b0, b2):
         for k in x:

@@ -50,7 +50,8 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_trainer import ToyPairs, tiny_cfg
     from training.steps import Precision, build_steps
-    from training.trainer import Trainer, dist_info
+    from training.sample_order import dist_info
+    from training.trainer import Trainer
 
     info = dist_info()
     torch.set_num_threads(1)

@@ -200,7 +200,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     assert "--resume" in card["training"]["resumed_with"][0]
     assert [s for s, _ in list_checkpoints(run)][-1] == target
     assert (run / "checkpoints" / f"step_{last + 1:06d}.pt.damaged").is_file()
-    from training.trainer import read_log
+    from training.plots import read_log
     steps = [int(r["step"]) for r in read_log(run / "log.csv")]
     assert steps == sorted(set(steps)) and steps[-1] == target     # no duplicated rows
 

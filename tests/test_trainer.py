@@ -23,8 +23,9 @@ from training.checkpoint import list_checkpoints, load_latest
 from training.config import load_config
 from training.schedules import lr_lambda
 from training.steps import Precision, build_steps
-from training.trainer import (Trainer, TrainingDiverged, TrainingInterrupted, _Positions,
-                              batch_positions, read_log)
+from training.plots import read_log
+from training.sample_order import Positions, batch_positions
+from training.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
 MODELS = ["comi", "cyclegan", "ddpm"]
 
@@ -80,7 +81,7 @@ def test_positions_are_disjoint_and_deterministic() -> None:
     flat = [p for b in seen for p in b]
     assert flat == list(range(24))                        # every position once, ranks disjoint
     ds = ToyPairs(5)
-    a, b = _Positions(ds, seed=7), _Positions(ds, seed=7)
+    a, b = Positions(ds, seed=7), Positions(ds, seed=7)
     torch.manual_seed(0)
     first = [a[p]["sharp"] for p in range(12)]
     torch.manual_seed(123)                               # global RNG state must not matter

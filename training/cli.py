@@ -182,7 +182,7 @@ def _check_data(cfg: dict[str, Any]) -> None:
 def _setup_process(device_name: str):
     """Device, thread count and (under torchrun) the process group for this process."""
     from core.devices import DeviceError, pick_device
-    from training.trainer import dist_info
+    from training.sample_order import dist_info
 
     info = dist_info()
     try:

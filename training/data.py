@@ -25,7 +25,7 @@ Every dataset item is a dict of float32 tensors (see docs/INTERFACES.md)::
   i // K, the K windows each chosen as above but sharing at most a quarter of their area when
   the blurred region allows it. Each process keeps the last fields (LRU), so the saving needs an
   order that fetches a field's patches close together: `dataset.epoch_order` / `field_order`
-  (used by `make_loader`; the trainer must use it too). A plain random order still works, at
+  (the one loader, ``training.sample_order.step_loader``, uses it). A plain random order still works, at
   the old cost. Validation sets keep one field per item.
 * **Reproducibility**: item `i` is drawn from ``SeedSequence([seed, split, i])`` (with K > 1:
   its field from ``[seed, split, i // K]``), so it is the same whatever the number of DataLoader
@@ -35,374 +35,19 @@ Every dataset item is a dict of float32 tensors (see docs/INTERFACES.md)::
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from core.defocus import DefocusConfig, sample_optics, simulate_local_defocus
-from core.normalize import P_HIGH, P_LOW, normalize, percentile_params
-from core.roi import load_rois, roi_mask, sidecar_path
-from training import synth
+from core.defocus import DefocusConfig
+from training.sources import (TRAIN, VAL, ImageFolderSource, PairedFolderSource,
+                              SharpFolderSource, SyntheticSource, item_rng, list_images)
+from training.windows import Windows, pad_to
 
-__all__ = [
-    "Field", "SyntheticSource", "SharpFolderSource", "PairedFolderSource", "ImageFolderSource",
-    "PatchDataset", "UnpairedDataset", "make_datasets", "make_loader", "list_images",
-    "IMAGE_SUFFIXES", "P_LOW", "P_HIGH", "PATCHES_PER_FIELD", "field_order",
-]
-
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-TRAIN, VAL = 0, 1
-
-
-def _rng(seed: int, split: int, index: int, stream: int = 0) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, split, int(index), stream]))
-
-
-@dataclass
-class Field:
-    """A normalised field from which patches are cut (arrays (H, W) float32, or None)."""
-
-    blurred: np.ndarray | None
-    sharp: np.ndarray | None
-    mask: np.ndarray | None
-    tag: tuple                      # provenance: (source, plane, y0, x0) of the field in its image
-    hint: np.ndarray | None = None  # where to steer patches when there is no mask
-
-
-# --------------------------------------------------------------------------- images on disk
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files (TIFF/PNG/JPEG) directly in `folder`, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.name.startswith("."))
-    if not files:
-        raise ValueError(f"{folder}: no images (.tif, .tiff, .png, .jpg) in this folder")
-    return files
-
-
-def _gray_planes(path: Path) -> tuple[list[np.ndarray], float | None]:
-    """Every YX plane of an image as float32 (RGB -> luminance), and its pixel size (um)."""
-    from core.io import read_image
-
-    img = read_image(path)
-    data = img.data
-    axes = img.axes
-    if axes.endswith("S"):
-        s = data.shape[-1]
-        if s >= 3:
-            data = data[..., :3].astype(np.float32) @ np.array([0.2125, 0.7154, 0.0721], np.float32)
-        else:
-            data = data[..., 0].astype(np.float32)
-        axes = axes[:-1]
-    h, w = data.shape[-2:]
-    planes = [np.ascontiguousarray(p, dtype=np.float32) for p in data.reshape(-1, h, w)]
-    px = float(np.mean(img.pixel_size)) if img.pixel_size else None
-    if px is not None and not (0.01 <= px <= 5.0):          # 72 dpi and friends: not a microscope
-        px = None
-    return planes, px
-
-
-class _PlaneCache:
-    """Small per-process LRU of loaded images (each DataLoader worker has its own)."""
-
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self._items: OrderedDict[Path, tuple[list[np.ndarray], float | None]] = OrderedDict()
-
-    def get(self, path: Path) -> tuple[list[np.ndarray], float | None]:
-        if path in self._items:
-            self._items.move_to_end(path)
-            return self._items[path]
-        value = _gray_planes(path)
-        self._items[path] = value
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return value
-
-
-def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
-    """Reflect-pad a (H, W) array so both sides are at least `size`."""
-    ph, pw = max(0, size - x.shape[0]), max(0, size - x.shape[1])
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if min(x.shape) > 1 and ph < x.shape[0] and pw < x.shape[1] else "symmetric"
-    return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode=mode)
-
-
-def _region_rows(h: int, region: tuple[float, float]) -> tuple[int, int]:
-    return int(round(region[0] * h)), max(int(round(region[0] * h)) + 1, int(round(region[1] * h)))
-
-
-# --------------------------------------------------------------------------- window choice
-
-def _integral(x: np.ndarray) -> np.ndarray:
-    s = np.zeros((x.shape[0] + 1, x.shape[1] + 1))
-    s[1:, 1:] = np.cumsum(np.cumsum(x, axis=0, dtype=np.float64), axis=1)
-    return s
-
-
-def _box(s: np.ndarray, ys: np.ndarray, xs: np.ndarray, p: int) -> np.ndarray:
-    """Mean over the p x p windows starting at (ys[:, None], xs[None, :]) from an integral image."""
-    y0, x0 = ys[:, None], xs[None, :]
-    return (s[y0 + p, x0 + p] - s[y0, x0 + p] - s[y0 + p, x0] + s[y0, x0]) / (p * p)
-
-
-def _overlap(ys: np.ndarray, xs: np.ndarray, corners: list[tuple[int, int]], p: int) -> np.ndarray:
-    """Largest shared area (fraction of a p x p window) of the windows at (ys[:, None],
-    xs[None, :]) with any window at `corners`."""
-    out = np.zeros((ys.size, xs.size))
-    for cy, cx in corners:
-        fy = np.clip(1.0 - np.abs(ys - cy) / p, 0.0, None)
-        fx = np.clip(1.0 - np.abs(xs - cx) / p, 0.0, None)
-        np.maximum(out, fy[:, None] * fx[None, :], out=out)
-    return out
-
-
-class _Windows:
-    """The candidate patch windows of one field (corners on a stride grid) with their content
-    weight and defocused cover, computed once and shared by every patch cut from the field."""
-
-    def __init__(self, content: np.ndarray, mask: np.ndarray | None, patch: int) -> None:
-        h, w = content.shape
-        self.h, self.w, self.patch = h, w, patch
-        self.stride = max(1, patch // 16)
-        self.ys = np.unique(np.r_[np.arange(0, h - patch + 1, self.stride), h - patch])
-        self.xs = np.unique(np.r_[np.arange(0, w - patch + 1, self.stride), w - patch])
-        s1, s2 = _integral(content), _integral(content * content)
-        mean = _box(s1, self.ys, self.xs, patch)
-        std = np.sqrt(np.clip(_box(s2, self.ys, self.xs, patch) - mean * mean, 0, None))
-        # windows as busy as the busiest tenth weigh 1, empty background ~1/100
-        ref = float(np.percentile(std, 90)) or 1.0
-        self.weight = np.clip((std / ref) ** 2, 0.01, 1.0)
-        self._mask_sum = None if mask is None else _integral(mask)
-        self.cover = None if mask is None else _box(self._mask_sum, self.ys, self.xs, patch)
-
-    def choose(self, rng: np.random.Generator, want_blur: bool | None, avoid: tuple[int, int] | None = None,
-               spread: list[tuple[int, int]] | None = None, max_overlap: float = 1.0) -> tuple[int, int]:
-        """Top-left corner of a patch (see `_choose_window`). `spread`: corners of patches already
-        cut from this field; the new window shares at most `max_overlap` of its area with any of
-        them when the blur/content constraints allow it, else as little as they allow."""
-        p, ys, xs, stride = self.patch, self.ys, self.xs, self.stride
-        ok = np.ones_like(self.weight, dtype=bool)
-        if self.cover is not None and want_blur is not None:
-            cover = self.cover
-            if want_blur:
-                ok = cover >= 0.5
-                if not ok.any():
-                    ok = cover >= cover.max() - 1e-6
-            else:
-                ok = cover < 0.5
-                if not ok.any():
-                    ok = np.ones_like(ok)
-        if avoid is not None:
-            far = (np.abs(ys[:, None] - avoid[0]) >= p) | (np.abs(xs[None, :] - avoid[1]) >= p)
-            if (ok & far).any():
-                ok = ok & far
-        limit = None
-        if spread:
-            ov = _overlap(ys, xs, spread, p)
-            limit = max(float(max_overlap), float(ov[ok].min()) + 0.05)
-            ok = ok & (ov <= limit)
-        wts = np.where(ok, self.weight, 0.0).ravel()
-        k = int(rng.choice(wts.size, p=wts / wts.sum()))
-        iy, ix = divmod(k, xs.size)
-        y, x = int(ys[iy]), int(xs[ix])
-        # jitter within the stride (sub-stride positions are as good), staying inside the field
-        y = int(np.clip(y + rng.integers(0, stride), 0, self.h - p)) if stride > 1 else y
-        x = int(np.clip(x + rng.integers(0, stride), 0, self.w - p)) if stride > 1 else x
-        if avoid is not None and abs(y - avoid[0]) < p and abs(x - avoid[1]) < p:
-            y, x = int(ys[iy]), int(xs[ix])          # jitter must not bring back an overlap
-        if limit is not None:              # nor a larger overlap, nor cross the half-defocused line
-            worse = float(_overlap(np.array([y]), np.array([x]), spread, p)[0, 0]) > limit
-            if self.cover is not None and want_blur is not None:
-                at = float(_box(self._mask_sum, np.array([y]), np.array([x]), p)[0, 0])
-                worse = worse or (at >= 0.5) != (self.cover[iy, ix] >= 0.5)
-            if worse:
-                y, x = int(ys[iy]), int(xs[ix])
-        return y, x
-
-
-def _choose_window(rng: np.random.Generator, content: np.ndarray, mask: np.ndarray | None, patch: int,
-                   want_blur: bool | None, avoid: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Top-left corner of a patch: weighted toward content, toward (or away from) the mask.
-
-    want_blur True: windows at least half defocused (the most defocused ones if none is);
-    False: windows less than half defocused; None: any. `avoid` is a corner whose window the
-    chosen one must not overlap (if the field allows).
-    """
-    return _Windows(content, mask, patch).choose(rng, want_blur, avoid)
-
-
-# --------------------------------------------------------------------------- field sources
-
-class SyntheticSource:
-    """Procedural specimens (`training.synth`) blurred by `simulate_local_defocus`.
-
-    The specimen's pixel size drives the optics (NA chosen to sample it realistically), so
-    blur and structure sizes agree as in a real microscope. Transmitted-light specimens are not
-    turned into brightfield again; fluorescence ones are with `cfg.brightfield_prob`.
-    """
-
-    def __init__(self, degradation: DefocusConfig | None = None, field: int = 256,
-                 kinds: dict[str, float] | list[str] | None = None) -> None:
-        self.cfg = degradation or DefocusConfig()
-        self.field_size = int(field)
-        self.kinds = kinds
-
-    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
-        img, info = synth.random_specimen(rng, self.field_size, kinds=self.kinds, return_info=True)
-        if need == "sharp":                 # unpaired sharp side: no blur needed
-            x = img
-            params = percentile_params(x, P_LOW, P_HIGH)
-            return Field(None, normalize(x, params), None, ("synthetic", index, 0, 0))
-        optics = sample_optics(rng, self.cfg, pixel_um=info["pixel_um"])
-        bf = None if info["modality"] in ("fluorescence", "other") else False
-        sim = simulate_local_defocus(img, rng, self.cfg, optics=optics, brightfield=bf)
-        params = percentile_params(sim.blurred, P_LOW, P_HIGH)
-        return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
-                     sim.mask.astype(np.float32), ("synthetic", index, 0, 0))
-
-
-class _FolderBase:
-    def __init__(self, files: list[Path], field: int, region: tuple[float, float]) -> None:
-        if not files:
-            raise ValueError("no image files given")
-        self.files = [Path(f) for f in files]
-        self.field_size = int(field)
-        self.region = region
-        self._cache = _PlaneCache()
-
-    def _crop(self, rng: np.random.Generator, plane: np.ndarray, weight: np.ndarray | None = None
-              ) -> tuple[int, int, int, int]:
-        """A field-size window in the allowed rows, biased toward `weight` (content or mask)."""
-        h, w = plane.shape
-        r0, r1 = _region_rows(h, self.region)
-        fh, fw = min(self.field_size, r1 - r0), min(self.field_size, w)
-        best, best_score = (r0, 0), -1.0
-        for _ in range(4):                  # best of a few random windows: skips empty corners
-            y = int(rng.integers(r0, r1 - fh + 1))
-            x = int(rng.integers(0, w - fw + 1))
-            src = weight if weight is not None else plane
-            score = float(np.std(src[y:y + fh:4, x:x + fw:4])) + 1e-9 * rng.random()
-            if score > best_score:
-                best, best_score = (y, x), score
-        return best[0], best[1], fh, fw
-
-
-class SharpFolderSource(_FolderBase):
-    """Sharp images from disk with simulated local defocus (`--data DIR`).
-
-    Each field is a crop of up to `field` px of one plane (channels, z and t are separate
-    planes; RGB is turned to grey), blurred by `simulate_local_defocus` with the file's pixel
-    size when it has one, never turned into brightfield (it keeps the user's contrast).
-    """
-
-    def __init__(self, files: list[Path], degradation: DefocusConfig | None = None, field: int = 384,
-                 region: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(files, field, region)
-        self.cfg = degradation or DefocusConfig()
-
-    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
-        k = index % len(self.files)
-        planes, px = self._cache.get(self.files[k])
-        p = int(rng.integers(len(planes)))
-        plane = planes[p]
-        y, x, fh, fw = self._crop(rng, plane)
-        crop = plane[y:y + fh, x:x + fw]
-        tag = (str(self.files[k]), p, y, x)
-        if need == "sharp":
-            params = percentile_params(crop, P_LOW, P_HIGH)
-            return Field(None, normalize(crop, params), None, tag)
-        optics = sample_optics(rng, self.cfg, pixel_um=px)
-        sim = simulate_local_defocus(crop, rng, self.cfg, optics=optics, brightfield=False)
-        params = percentile_params(sim.blurred, P_LOW, P_HIGH)
-        return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
-                     sim.mask.astype(np.float32), tag)
-
-
-class PairedFolderSource(_FolderBase):
-    """Blurred/sharp pairs with the same file names (`--data SHARP --blurred BLURRED`).
-
-    Both planes are normalised with the percentiles of the *whole* blurred plane (exactly what
-    the engine does at inference). A ``<stem>.roi.json`` beside every blurred file gives the
-    mask; without them there is no mask and patches are drawn toward where the pair differs.
-    """
-
-    def __init__(self, pairs: list[tuple[Path, Path]], field: int = 512, region: tuple[float, float] = (0.0, 1.0)
-                 ) -> None:
-        super().__init__([b for b, _ in pairs], field, region)
-        self.pairs = [(Path(b), Path(s)) for b, s in pairs]
-        self.has_mask = all(sidecar_path(b).is_file() for b, _ in self.pairs)
-        self._params: dict[tuple[int, int], object] = {}
-
-    def _load(self, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        b_path, s_path = self.pairs[k]
-        bp, _ = self._cache.get(b_path)
-        sp, _ = self._cache.get(s_path)
-        if len(bp) != len(sp) or bp[0].shape != sp[0].shape:
-            raise ValueError(f"{b_path.name}: the blurred image ({len(bp)} x {bp[0].shape}) and its sharp "
-                             f"partner ({len(sp)} x {sp[0].shape}) differ in size")
-        return bp, sp
-
-    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
-        k = index % len(self.pairs)
-        bp, sp = self._load(k)
-        p = int(rng.integers(len(bp)))
-        key = (k, p)
-        if key not in self._params:
-            self._params[key] = percentile_params(bp[p], P_LOW, P_HIGH)
-        params = self._params[key]
-        mask_full = None
-        if self.has_mask:
-
-            mask_full = roi_mask(load_rois(sidecar_path(self.pairs[k][0])), bp[p].shape)
-            weight = mask_full
-        else:
-            weight = np.abs(bp[p] - sp[p])
-        y, x, fh, fw = self._crop(rng, bp[p], weight)
-        win = (slice(y, y + fh), slice(x, x + fw))
-        mask = None if mask_full is None else (mask_full[win] > 0).astype(np.float32)
-        if mask is None and need != "sharp":
-            # no ROI file: steer patches toward where the pair differs (weight only, not returned)
-            diff = np.abs(normalize(bp[p][win], params) - normalize(sp[p][win], params))
-            mask_hint = (diff > np.percentile(diff, 60)).astype(np.float32)
-        else:
-            mask_hint = None
-        return Field(normalize(bp[p][win], params), normalize(sp[p][win], params), mask,
-                     (str(self.pairs[k][0]), p, y, x), mask_hint)
-
-
-class ImageFolderSource(_FolderBase):
-    """One side of an unpaired set: images used as they are (`role` "blurred" or "sharp"),
-    each crop normalised by its own plane's percentiles."""
-
-    def __init__(self, files: list[Path], role: str, field: int = 512, region: tuple[float, float] = (0.0, 1.0)
-                 ) -> None:
-        super().__init__(files, field, region)
-        if role not in ("blurred", "sharp"):
-            raise ValueError("role must be 'blurred' or 'sharp'")
-        self.role = role
-        self._params: dict[tuple[int, int], object] = {}
-
-    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
-        k = index % len(self.files)
-        planes, _ = self._cache.get(self.files[k])
-        p = int(rng.integers(len(planes)))
-        if (k, p) not in self._params:
-            self._params[(k, p)] = percentile_params(planes[p], P_LOW, P_HIGH)
-        y, x, fh, fw = self._crop(rng, planes[p])
-        arr = normalize(planes[p][y:y + fh, x:x + fw], self._params[(k, p)])
-        tag = (str(self.files[k]), p, y, x)
-        return Field(arr, None, None, tag) if self.role == "blurred" else Field(None, arr, None, tag)
-
+__all__ = ["PatchDataset", "UnpairedDataset", "make_datasets", "PATCHES_PER_FIELD", "field_order"]
 
 # --------------------------------------------------------------------------- datasets
 
@@ -568,10 +213,10 @@ class PatchDataset(_Grouped):
     def _plan(self, rng: np.random.Generator, index: int, slots: int):
         """Field `index` (padded to the patch) and the corners of its `slots` patches."""
         f = self.source.field(rng, index)
-        blurred, sharp = _pad_to(f.blurred, self.patch), _pad_to(f.sharp, self.patch)
-        mask = None if f.mask is None else _pad_to(f.mask, self.patch)
-        steer = mask if mask is not None else (None if f.hint is None else _pad_to(f.hint, self.patch))
-        windows = _Windows(sharp, steer, self.patch)
+        blurred, sharp = pad_to(f.blurred, self.patch), pad_to(f.sharp, self.patch)
+        mask = None if f.mask is None else pad_to(f.mask, self.patch)
+        steer = mask if mask is not None else (None if f.hint is None else pad_to(f.hint, self.patch))
+        windows = Windows(sharp, steer, self.patch)
         corners: list[tuple[int, int]] = []
         for _ in range(slots):
             want = bool(rng.random() < self.blur_bias) if steer is not None else None
@@ -583,14 +228,14 @@ class PatchDataset(_Grouped):
             raise IndexError(index)
         k = self.patches_per_field
         if k == 1:
-            rng = _rng(self.seed, self.split, index)
+            rng = item_rng(self.seed, self.split, index)
             blurred, sharp, mask, corners = self._plan(rng, index, 1)
             (y, x), aug = corners[0], rng
         else:
             f, j = divmod(int(index), k)
             blurred, sharp, mask, corners = self._cache.get(
-                f, lambda: self._plan(_rng(self.seed, self.split, f, stream=4), f, k))
-            (y, x), aug = corners[j], _rng(self.seed, self.split, index, stream=5)
+                f, lambda: self._plan(item_rng(self.seed, self.split, f, stream=4), f, k))
+            (y, x), aug = corners[j], item_rng(self.seed, self.split, index, stream=5)
         win = (slice(y, y + self.patch), slice(x, x + self.patch))
         arrays = [blurred[win], sharp[win], None if mask is None else mask[win]]
         if self.augment:
@@ -630,10 +275,10 @@ class UnpairedDataset(_Grouped):
         """Blurred field 2 fi, sharp field 2 fi + 1 and the corners of `slots` patch pairs."""
         fb = self.blurred_source.field(rng_b, 2 * fi, need="blurred")
         fs = self.sharp_source.field(rng_s, 2 * fi + 1, need="sharp")
-        blurred = _pad_to(fb.blurred, self.patch)
-        mask = None if fb.mask is None else _pad_to(fb.mask, self.patch)
-        sharp = _pad_to(fs.sharp, self.patch)
-        win_b, win_s = _Windows(blurred, mask, self.patch), _Windows(sharp, None, self.patch)
+        blurred = pad_to(fb.blurred, self.patch)
+        mask = None if fb.mask is None else pad_to(fb.mask, self.patch)
+        sharp = pad_to(fs.sharp, self.patch)
+        win_b, win_s = Windows(blurred, mask, self.patch), Windows(sharp, None, self.patch)
         same_plane = fb.tag[:2] == fs.tag[:2] and fb.tag[0] != "synthetic"
         corners_b: list[tuple[int, int]] = []
         corners_s: list[tuple[int, int]] = []
@@ -659,16 +304,16 @@ class UnpairedDataset(_Grouped):
     def _draw(self, index: int):
         k = self.patches_per_field
         if k == 1:
-            rng_b = _rng(self.seed, self.split, 2 * index, stream=1)
-            rng_s = _rng(self.seed, self.split, 2 * index + 1, stream=2)
+            rng_b = item_rng(self.seed, self.split, 2 * index, stream=1)
+            rng_s = item_rng(self.seed, self.split, 2 * index + 1, stream=2)
             blurred, mask, sharp, pairs = self._plan(rng_b, rng_s, index, 1)
             pair = pairs[0]
         else:
             f, j = divmod(int(index), k)
             blurred, mask, sharp, pairs = self._cache.get(f, lambda: self._plan(
-                _rng(self.seed, self.split, 2 * f, stream=7), _rng(self.seed, self.split, 2 * f + 1, stream=8),
+                item_rng(self.seed, self.split, 2 * f, stream=7), item_rng(self.seed, self.split, 2 * f + 1, stream=8),
                 f, k))
-            pair, rng_s = pairs[j], _rng(self.seed, self.split, index, stream=6)
+            pair, rng_s = pairs[j], item_rng(self.seed, self.split, index, stream=6)
         yb, xb, ys, xs, tag_b, tag_s = pair
         p = self.patch
         pb = blurred[yb:yb + p, xb:xb + p]
@@ -681,7 +326,7 @@ class UnpairedDataset(_Grouped):
             raise IndexError(index)
         pb, pm, ps, rng_s, _, _ = self._draw(index)
         if self.augment:
-            rng = _rng(self.seed, self.split, index, stream=3)
+            rng = item_rng(self.seed, self.split, index, stream=3)
             pb, _, pm = _augment(rng, [pb, None, pm])
             ps, = _augment(rng_s, [ps])
         item = {"blurred": _tensor(pb), "sharp": _tensor(ps)}
@@ -819,42 +464,3 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
                             ImageFolderSource(s_tr, "sharp", fsize, s_rtr), n_train, split=TRAIN, **real_tr),
             UnpairedDataset(ImageFolderSource(b_va, "blurred", fsize, b_rva),
                             ImageFolderSource(s_va, "sharp", fsize, s_rva), n_val, split=VAL, **common))
-
-
-def _worker_init(_: int) -> None:
-    """One thread per worker: the workers already use the cores."""
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-
-
-class _FieldOrderSampler(Sampler[int]):
-    """Every epoch a fresh `epoch_order` of a dataset cut K patches per field (fields' patches
-    in nearby batches, so each worker makes a field once)."""
-
-    LANES = 2       # fixed, so the order does not depend on the worker count (1 or 2: a field once)
-
-    def __init__(self, dataset: _Grouped, generator: torch.Generator, batch_size: int) -> None:
-        self.ds, self.g, self.bs = dataset, generator, int(batch_size)
-        dataset._reserve(self.bs, None, self.LANES)
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __iter__(self):
-        yield from self.ds.epoch_order(self.g, batch_size=self.bs, lanes=self.LANES).tolist()
-
-
-def make_loader(dataset: Dataset, batch_size: int = 16, *, workers: int = 0, shuffle: bool = True,
-                seed: int = 0, drop_last: bool = True) -> DataLoader:
-    """DataLoader with seeded shuffling and single-threaded workers (items are reproducible
-    whatever the worker count, since each depends only on its index). Datasets that cut several
-    patches per field are shuffled field-aware (`field_order`), so each field is made once."""
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    sampler = None
-    if shuffle and getattr(dataset, "patches_per_field", 1) > 1:
-        sampler, shuffle = _FieldOrderSampler(dataset, g, batch_size), False
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=int(workers),
-                      worker_init_fn=_worker_init if workers > 0 else None, generator=g,
-                      drop_last=drop_last and len(dataset) >= batch_size,
-                      persistent_workers=workers > 0, pin_memory=False)

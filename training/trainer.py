@@ -6,15 +6,9 @@ the progress bar, the CSV log and loss curve, validation with a PNG grid, atomic
 exact resume and clean stops on SIGINT/SIGTERM. What differs per model lives in
 `training.steps` (one `ModelSteps` object).
 
-Exact resume
-------------
-Three things make a run resumed at step N equal to an uninterrupted one:
-1. the batch for step s is ``items[perm(seed, epoch)[pos]]`` for the global sample positions of
-   step s, so no iterator state has to survive;
-2. before each step every global RNG is reseeded from (seed, step, rank) and every dataset item
-   is fetched with the RNGs seeded from (seed, position) (random crops, simulated blur);
-3. the checkpoint holds module, optimiser, scheduler, scaler and per-model extra state (image
-   pools), plus the RNG states for completeness.
+Exact resume: the data order is a pure function of (seed, step) (``training.sample_order``)
+and the checkpoint holds module, optimiser, scheduler, scaler and per-model extra state (image
+pools), plus the RNG states. Validation grids and loss curves: ``training.plots``.
 """
 
 from __future__ import annotations
@@ -22,300 +16,28 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import random
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from core.io import atomic_write
 from core.metrics import batch_metrics, sharpness
 from training.checkpoint import (load_latest, list_checkpoints, rng_state, save_checkpoint,
                                  set_rng_state)
+from training.plots import plot_curves, read_log, save_grid
+from training.sample_order import (DistInfo, collate, forked_rng, seed_all, step_loader,
+                                   step_seed)
 from training.steps import ModelSteps
 
-__all__ = ["Trainer", "TrainResult", "DistInfo", "TrainingInterrupted", "TrainingDiverged",
-           "dist_info", "step_seed", "batch_positions", "save_grid", "plot_curves", "read_log"]
-
-
-# ============================================================================ distributed
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in a torchrun job (world 1 when run directly)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_info() -> DistInfo:
-    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (defaults: one process)."""
-    env = os.environ
-    return DistInfo(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)),
-                    int(env.get("LOCAL_RANK", 0)))
-
-
-# ============================================================================ data order
-
-def step_seed(seed: int, *keys: int) -> int:
-    """A well-mixed 63-bit seed from (seed, keys...) -- neighbouring steps get unrelated streams."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(k) & 0xFFFFFFFFFFFF for k in keys]])
-    return int(ss.generate_state(1, dtype=np.uint64)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
-
-
-def _seed_all(s: int) -> None:
-    torch.manual_seed(s)
-    random.seed(s)
-    np.random.seed(s & 0xFFFFFFFF)
-
-
-def _epoch_perm(ds: Dataset, n: int, seed: int, epoch: int, batch_size: int = 1,
-                lanes: int = 1) -> torch.Tensor:
-    """The item order of one epoch: a plain shuffle, or the dataset's own `epoch_order`, which
-    keeps the patches cut from one simulated field close together so a worker makes the field
-    once (training/data.py). Depends on (seed, epoch, batch size, lanes) only, never on the
-    worker count, so --resume stays exact."""
-    g = torch.Generator().manual_seed(step_seed(seed, 0x5EED, epoch))
-    order = getattr(ds, "epoch_order", None)
-    if order is not None:
-        return order(g, batch_size=batch_size, lanes=lanes)
-    return torch.randperm(n, generator=g)
-
-
-def batch_positions(step: int, batch_size: int, rank: int, world_size: int) -> range:
-    """Global sample positions this rank trains on at `step` (ranks take disjoint slices)."""
-    start = (step * world_size + rank) * batch_size
-    return range(start, start + batch_size)
-
-
-class _Positions(Dataset):
-    """Dataset view addressed by global sample position instead of index.
-
-    Position p is item ``perm(seed, p // n)[p % n]`` (a fresh shuffle per epoch) fetched with all
-    RNGs seeded from (seed, p): augmentation and simulated blur depend on the position only,
-    not on which worker or which run fetched it.
-    """
-
-    def __init__(self, ds: Dataset, seed: int, batch_size: int = 1, lanes: int = 1) -> None:
-        self.ds, self.seed, self.n = ds, int(seed), len(ds)  # type: ignore[arg-type]
-        self.batch_size, self.lanes = int(batch_size), int(lanes)
-        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-        if self.n == 0:
-            raise ValueError("the training set is empty")
-
-    def __len__(self) -> int:
-        return 2 ** 62
-
-    def __getitem__(self, pos: int) -> dict[str, torch.Tensor]:
-        epoch, i = divmod(int(pos), self.n)
-        if epoch != self._perm_epoch:
-            self._perm = _epoch_perm(self.ds, self.n, self.seed, epoch, self.batch_size, self.lanes)
-            self._perm_epoch = epoch
-        with _forked_rng():
-            _seed_all(step_seed(self.seed, 0xDA7A, pos))
-            return self.ds[int(self._perm[i])]
-
-
-class _StepBatches(Sampler[list[int]]):
-    """Batches of positions for steps [start, stop) of one rank."""
-
-    def __init__(self, start: int, stop: int, batch_size: int, dist_: DistInfo) -> None:
-        self.start, self.stop, self.bs, self.dist = start, stop, batch_size, dist_
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self):
-        for s in range(self.start, self.stop):
-            yield list(batch_positions(s, self.bs, self.dist.rank, self.dist.world_size))
-
-
-class _forked_rng:
-    """Save and restore the torch/numpy/python RNGs around a block (validation, data items)."""
-
-    def __enter__(self) -> None:
-        self.t, self.n, self.p = torch.get_rng_state(), np.random.get_state(), random.getstate()
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.set_rng_state(self.t)
-        np.random.set_state(self.n)
-        random.setstate(self.p)
-
-
-def _worker_init(_: int) -> None:
-    """DataLoader workers ignore Ctrl-C and SIGTERM sent to the whole process group (the main
-    process decides when to stop, and shuts them down) and use one thread each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(1)
-
-
-def _collate(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]
-            if isinstance(items[0][k], torch.Tensor)}
-
-
-# ============================================================================ plots and images
-
-def _to_u8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def save_grid(path: Path, columns: Sequence[np.ndarray], titles: Sequence[str]) -> Path:
-    """A PNG with one row per item and one column per array (each (N, 1, H, W) in [0, 1]).
-
-    Why PNG and not TIFF: it is for looking at during training, in any image viewer.
-    """
-    from PIL import Image, ImageDraw
-
-    scale = max(1, math.ceil(96 / columns[0].shape[-1]))     # small patches: enlarge (nearest)
-    columns = [np.repeat(np.repeat(c, scale, axis=-2), scale, axis=-1) for c in columns]
-    n, _, h, w = columns[0].shape
-    pad, head = 4, 16
-    width = len(columns) * (w + pad) + pad
-    height = head + n * (h + pad) + pad
-    canvas = np.full((height, width), 255, np.uint8)
-    for c, col in enumerate(columns):
-        for r in range(n):
-            y0, x0 = head + pad + r * (h + pad), pad + c * (w + pad)
-            canvas[y0:y0 + h, x0:x0 + w] = _to_u8(col[r, 0])
-    img = Image.fromarray(canvas, mode="L")
-    draw = ImageDraw.Draw(img)
-    for c, t in enumerate(titles):
-        draw.text((pad + c * (w + pad) + 2, 2), t, fill=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp:
-        img.save(tmp, format="PNG")
-    return path
-
-
-_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= raw), default=raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1)]
-
-
-def _panel(draw, box: tuple[int, int, int, int], series: dict[str, tuple[np.ndarray, np.ndarray]],
-           xlabel: str, ylabel: str, log_y: bool, x_range: tuple[float, float]) -> None:
-    """One line chart with axes, ticks, labels and a legend, drawn with PIL."""
-    x0, y0, x1, y1 = box
-    draw.rectangle(box, outline=(0, 0, 0))
-    ys = [v for _, (_, y) in series.items() for v in y if np.isfinite(v) and (v > 0 or not log_y)]
-    if not ys:
-        draw.text((x0 + 8, y0 + 8), "no data yet", fill=(0, 0, 0))
-        return
-    tf = (lambda v: math.log10(v)) if log_y else (lambda v: v)
-    lo, hi = tf(min(ys)), tf(max(ys))
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    span = hi - lo
-    lo, hi = lo - 0.05 * span, hi + 0.05 * span
-    xa, xb = x_range
-    xb = xb if xb > xa else xa + 1
-
-    def px(x: float, y: float) -> tuple[float, float]:
-        return (x0 + (x - xa) / (xb - xa) * (x1 - x0), y1 - (tf(y) - lo) / (hi - lo) * (y1 - y0))
-
-    for t in _nice_ticks(xa, xb):
-        X = x0 + (t - xa) / (xb - xa) * (x1 - x0)
-        draw.line([(X, y1), (X, y1 + 4)], fill=(0, 0, 0))
-        draw.text((X - 10, y1 + 6), f"{t:g}", fill=(0, 0, 0))
-    if log_y:                                  # one tick per decade (every 2nd if many)
-        decades = list(range(math.ceil(lo), math.floor(hi) + 1))
-        ticks = [float(d) for d in decades[::1 if len(decades) <= 6 else 2]]
-        if len(ticks) < 2:                     # less than a decade: plain values, log-placed
-            ticks = [math.log10(v) for v in _nice_ticks(10 ** lo, 10 ** hi, 4) if v > 0]
-    else:
-        ticks = _nice_ticks(lo, hi)
-    for t in ticks:
-        if not lo <= t <= hi:
-            continue
-        Y = y1 - (t - lo) / (hi - lo) * (y1 - y0)
-        draw.line([(x0 - 4, Y), (x0, Y)], fill=(0, 0, 0))
-        draw.line([(x0 + 1, Y), (x1 - 1, Y)], fill=(230, 230, 230))
-        label = f"{10 ** t:.3g}" if log_y else f"{t:.3g}"
-        draw.text((x0 - 8 - 6 * len(label), Y - 6), label, fill=(0, 0, 0))
-    draw.text(((x0 + x1) // 2 - 3 * len(xlabel), y1 + 20), xlabel, fill=(0, 0, 0))
-    draw.text((x0, y0 - 14), ylabel, fill=(0, 0, 0))
-    for k, (name, (x, y)) in enumerate(series.items()):
-        colour = _COLOURS[k % len(_COLOURS)]
-        pts = [px(a, b) for a, b in zip(x, y) if np.isfinite(b) and (b > 0 or not log_y)]
-        if len(pts) > 1:
-            draw.line(pts, fill=colour, width=2)
-        elif pts:
-            draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=colour)
-    draw.rectangle([x1 - 124, y0 + 3, x1 - 3, y0 + 9 + 13 * len(series)], fill=(255, 255, 255),
-                   outline=(200, 200, 200))
-    for k, name in enumerate(series):
-        ly = y0 + 6 + 13 * k
-        draw.line([(x1 - 120, ly + 6), (x1 - 104, ly + 6)], fill=_COLOURS[k % len(_COLOURS)],
-                  width=3)
-        draw.text((x1 - 100, ly), name, fill=(0, 0, 0))
-
-
-def read_log(path: Path) -> list[dict[str, str]]:
-    """Rows of a RUN/log.csv (empty list if there is none)."""
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def plot_curves(rows: list[dict[str, str]], loss_names: Sequence[str], path: Path) -> Path:
-    """RUN/loss.png: training losses (log scale) and validation PSNR against step.
-
-    Drawn with PIL because matplotlib is not a dependency; axes, ticks, labels and a legend are
-    enough to see whether a run is learning.
-    """
-    from PIL import Image, ImageDraw
-
-    def col(name: str) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
-        for r in rows:
-            v = r.get(name, "")
-            if v not in ("", None):
-                xs.append(float(r["step"]))
-                ys.append(float(v))
-        return np.asarray(xs), np.asarray(ys)
-
-    W, H = 900, 620
-    img = Image.new("RGB", (W, H), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    steps = [float(r["step"]) for r in rows] or [0.0]
-    xr = (0.0, max(steps))
-    losses = {n: col(n) for n in loss_names}
-    _panel(draw, (80, 30, W - 20, 330), losses, "step", "training loss (log scale)", True, xr)
-    val = {"restored": col("val_psnr"), "blurred input": col("val_psnr_blurred")}
-    _panel(draw, (80, 390, W - 20, H - 40), val, "step", "validation PSNR (dB)", False, xr)
-    with atomic_write(path) as tmp:
-        img.save(tmp, format="PNG")
-    return path
-
+__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged"]
 
 # ============================================================================ the trainer
 
@@ -445,17 +167,9 @@ class Trainer:
             dist.barrier()
 
     def _loader(self, start: int) -> DataLoader:
-        nw = int(self.t["num_workers"])
-        return DataLoader(
-            # lanes = 2 x world size: fields stay with one worker for 0-2 workers per process
-            _Positions(self.train_ds, int(self.t["seed"]), int(self.t["batch_size"]),
-                       lanes=2 * self.dist.world_size),
-            batch_sampler=_StepBatches(start, self.total, int(self.t["batch_size"]), self.dist),
-            num_workers=nw, collate_fn=_collate, pin_memory=self.device.type == "cuda",
-            worker_init_fn=_worker_init if nw > 0 else None,
-            persistent_workers=False, prefetch_factor=2 if nw > 0 else None,
-            # its own generator: creating the iterator must not draw from the global RNG
-            generator=torch.Generator().manual_seed(int(self.t["seed"])))
+        return step_loader(self.train_ds, seed=int(self.t["seed"]), batch_size=int(self.t["batch_size"]),
+                           start=start, stop=self.total, dist_=self.dist,
+                           workers=int(self.t["num_workers"]), pin_memory=self.device.type == "cuda")
 
     def _val_batch(self) -> dict[str, torch.Tensor]:
         """The fixed validation items, fetched once with seeded RNGs (same every time)."""
@@ -464,11 +178,11 @@ class Trainer:
             if n == 0:
                 raise ValueError("the validation set is empty")
             items = []
-            with _forked_rng():
+            with forked_rng():
                 for i in range(n):
-                    _seed_all(step_seed(int(self.t["seed"]), 0x7A1, i))
+                    seed_all(step_seed(int(self.t["seed"]), 0x7A1, i))
                     items.append(self.val_ds[i])
-            self._val_cache = _collate(items)
+            self._val_cache = collate(items)
         return self._val_cache
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -486,7 +200,7 @@ class Trainer:
         batch = self._val_batch()
         outs = []
         vb = max(1, int(self.t["val_batch"]))
-        with _forked_rng():
+        with forked_rng():
             torch.manual_seed(int(self.t["seed"]))
             with self.steps.evaluating():
                 for i in range(0, batch["blurred"].shape[0], vb):
@@ -611,7 +325,7 @@ class Trainer:
             t_first = t_last = None
             last_status = time.monotonic()
             for positions_batch in self._loader(start) if start < self.total else []:
-                _seed_all(step_seed(int(self.t["seed"]), 0x57E9, self.step, self.dist.rank))
+                seed_all(step_seed(int(self.t["seed"]), 0x57E9, self.step, self.dist.rank))
                 batch = self._to_device(positions_batch)
                 losses = self.steps.train_step(batch, self.step)
                 stop, nonfinite = self._sync_flags(
@@ -734,3 +448,4 @@ class Trainer:
                 f"{self.t['patch']}, {n / 1e6:.2f} M trainable parameters, device "
                 f"{self.device}{world}, amp {'on' if self.steps.precision.enabled else 'off'}, "
                 f"run folder {self.run}")
+
