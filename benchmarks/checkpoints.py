@@ -19,7 +19,8 @@ from pathlib import Path
 from core.cli.predict import model_params
 from core.models.registry import get_entry
 from core.models.weights import WeightsError, load_weights
-from training.bench import make_cases, make_empty_cases, run_empty, run_quality, summarise
+from training.bench import run_empty, run_quality, summarise
+from training.bench_cases import make_cases, make_empty_cases
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,8 @@ from core.metrics import psnr
 from core.models.registry import load_model
 from core.roi import RoiSet, load_rois, roi_mask
 from resources import SAMPLES
-from training.bench import BenchCase, rl_oracle, make_cases
+from training.bench import rl_oracle
+from training.bench_cases import BenchCase, make_cases
 
 
 def _sample_cases() -> list[BenchCase]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from core.models.registry import get_entry
 from core.models.weights import load_weights, save_weights
 from resources import WEIGHTS
-from training.bench import (make_cases, make_empty_cases, model_settings, run_empty, run_quality,
+from training.bench_cases import make_cases, make_empty_cases
+from training.bench import (model_settings, run_empty, run_quality,
                             summarise)
 
 

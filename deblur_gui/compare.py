@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from deblur_gui.roi_tools import outline_item
+from deblur_gui.roi_layer import outline_item
 from deblur_gui.state import AppState, Result
 from deblur_gui.viewer import DIFFERENCE_CMAP, ImageCanvas, colormap
 

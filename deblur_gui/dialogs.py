@@ -113,7 +113,7 @@ def _focus_to_slider(focus: float) -> int:
 class DetectDialog(QtWidgets.QDialog):
     """Find blurred regions automatically: a focus-map overlay and a threshold slider.
 
-    The detection itself is core.focus.blurred_regions; this dialog shows its mask over the image
+    The detection itself is core.blurred_regions; this dialog shows its mask over the image
     while the slider moves and hands the regions to the caller, where they become ordinary,
     editable ROIs.
     """
@@ -121,11 +121,12 @@ class DetectDialog(QtWidgets.QDialog):
     def __init__(self, plane: np.ndarray, view: pg.ViewBox, add_rois: Callable[[object, bool], None],
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        from core import focus
+        from core import blurred_regions, focus
 
         self.setWindowTitle("Detect blurred regions")
         self.setModal(False)
         self._focus = focus
+        self._detect = blurred_regions.blurred_regions
         self.plane = plane.mean(axis=-1) if plane.ndim == 3 else plane
         self.view = view
         self.add_rois = add_rois
@@ -209,7 +210,7 @@ class DetectDialog(QtWidgets.QDialog):
         return None if self.automatic.isChecked() else _slider_to_focus(self.slider.value())
 
     def update_detection(self) -> None:
-        rois, mask = self._focus.blurred_regions(self.plane, threshold=self.threshold())
+        rois, mask = self._detect(self.plane, threshold=self.threshold())
         self.rois = list(getattr(rois, "rois", rois))
         self.mask = np.asarray(mask, dtype=bool)
         self.mask_item.setImage(self.mask.astype(np.uint8), autoLevels=False, levels=(0, 1))

@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from core.cli import main
-from training.bench import (invented_structure, make_cases, make_empty_cases, markdown_report,
-                            model_settings, run_empty, run_quality)
+from training.bench import invented_structure, markdown_report, model_settings, run_empty, run_quality
+from training.bench_cases import make_cases, make_empty_cases
 
 
 def test_cases_are_reproducible_and_blur_only_the_region():

@@ -10,7 +10,8 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage.draw import disk as draw_disk
 
-from core.focus import NO_CONTENT, auto_rois, blurred_regions, focus_grid, focus_map
+from core.blurred_regions import auto_rois, blurred_regions
+from core.focus import NO_CONTENT, focus_grid, focus_map
 from core.io import Image, read_image
 from core.roi import Polygon, RoiSet, load_rois, roi_mask
 

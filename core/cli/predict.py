@@ -69,7 +69,7 @@ def _rois_from_args(args: argparse.Namespace, image) -> "object | None":
     if args.auto_roi and args.roi:
         raise UserError("use either --roi or --auto-roi, not both")
     if args.auto_roi:
-        from core.focus import auto_rois
+        from core.blurred_regions import auto_rois
 
         rois = auto_rois(image)
     elif args.roi:

@@ -8,7 +8,8 @@ from PySide6 import QtCore, QtWidgets
 
 from core.io import Image, write_image
 from core.roi import Ellipse, Polygon, Rect, load_rois
-from deblur_gui.roi_tools import RectRoiItem, Tool
+from deblur_gui.roi_layer import RectRoiItem
+from deblur_gui.roi_tools import Tool
 
 
 def test_open_file_shows_image(window, small_tif):

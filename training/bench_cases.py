@@ -1,0 +1,160 @@
+"""The benchmark's cases: held-out sharp images with one locally defocused region of known
+blur and noise (quality), and regions over plain background (empty: nothing to restore).
+
+Sources: held-out seeds of the specimen generator, scikit-image's bundled microscopy images
+and, when given, the user's own folder. ``training.bench`` runs the models on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core import defocus
+from core.psf import Optics, defocus_for_radius, defocus_psf
+from core.roi import Ellipse, RoiSet, roi_mask
+
+__all__ = ["BenchCase", "make_cases", "make_empty_cases", "BENCH_RADII", "BENCH_SEED_BASE",
+           "EMPTY_LEVELS"]
+
+#: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
+BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
+#: seeds of the specimen generator reserved for benchmarking (training uses seeds below 1e8)
+BENCH_SEED_BASE = 900_000_000#: background levels (relative intensity) of the empty-region cases: fluorescence-dark, mid-grey
+EMPTY_LEVELS = {"dark": 0.03, "grey": 0.45}
+
+@dataclass
+class BenchCase:
+    """One benchmark image: the sharp truth, its locally blurred version, the region and PSF."""
+
+    name: str
+    source: str
+    sharp: np.ndarray            # float32 (H, W), relative intensity (the target)
+    blurred: np.ndarray          # float32 (H, W), the model input
+    region: np.ndarray           # bool (H, W), pixels of the defocused region (= the ROI)
+    rois: RoiSet
+    psf: np.ndarray              # the true PSF inside the region
+    radius_px: float
+    info: dict = field(default_factory=dict)
+
+def _bench_optics(i: int) -> Optics:
+    """A fixed rotation of common objectives (air 20x/0.8, water 40x/1.1, oil 63x/1.4, air 10x/0.45)."""
+    table = [Optics(na=0.8, wavelength_um=0.52, n_medium=1.0, pixel_um=0.32),
+             Optics(na=1.1, wavelength_um=0.6, n_medium=1.33, pixel_um=0.16),
+             Optics(na=1.4, wavelength_um=0.52, n_medium=1.518, pixel_um=0.1),
+             Optics(na=0.45, wavelength_um=0.52, n_medium=1.0, pixel_um=0.5)]
+    return table[i % len(table)]
+
+
+def _defocus_region(shape: tuple[int, int], rng: np.random.Generator, i: int
+                    ) -> tuple[RoiSet, np.ndarray, np.ndarray, float, float, Optics]:
+    """Case i's defocused ellipse: (ROI, region mask, true PSF, defocus um, blur radius, optics)."""
+    h, w = shape
+    optics = _bench_optics(i)
+    radius = BENCH_RADII[i % len(BENCH_RADII)]
+    z = defocus_for_radius(radius, na=optics.na, wavelength_um=optics.wavelength_um,
+                                   n_medium=optics.n_medium, pixel_um=optics.pixel_um)
+    psf = defocus_psf(z, na=optics.na, wavelength_um=optics.wavelength_um,
+                              n_medium=optics.n_medium, pixel_um=optics.pixel_um)
+    ew, eh = rng.uniform(0.35, 0.55) * w, rng.uniform(0.35, 0.55) * h
+    ex, ey = rng.uniform(0.05 * w, w - ew - 0.05 * w), rng.uniform(0.05 * h, h - eh - 0.05 * h)
+    rois = RoiSet([Ellipse(float(ex), float(ey), float(ew), float(eh))], feather=8.0)
+    region = roi_mask(RoiSet(rois.rois, feather=0), (h, w)) > 0
+    return rois, region, psf, float(z), radius, optics
+
+
+def _blur_region(x: np.ndarray, region: np.ndarray, psf: np.ndarray, z: float,
+                 rng: np.random.Generator, photons: float) -> np.ndarray:
+    """`x` defocused by `psf` inside `region` (uniform depth), plus camera noise."""
+    depth = np.where(region, z, 0.0).astype(np.float32)
+    blurred = defocus.blur_with_depth(x, depth, lambda d: psf if d > 0 else np.ones((1, 1)), levels=2)
+    return defocus.add_noise(blurred, rng, photons, 1.0).astype(np.float32)
+
+
+def _degrade_case(name: str, source: str, sharp: np.ndarray, rng: np.random.Generator, i: int,
+                  photons: float = 400.0) -> BenchCase:
+    """One defocused ellipse with uniform depth and a known widefield PSF, plus camera noise."""
+    x = defocus.relative_intensity(sharp)
+    rois, region, psf, z, radius, optics = _defocus_region(x.shape, rng, i)
+    blurred = _blur_region(x, region, psf, z, rng, photons)
+    info = {"na": optics.na, "n_medium": optics.n_medium, "pixel_um": optics.pixel_um,
+            "defocus_um": round(z, 3), "photons": photons}
+    return BenchCase(name, source, x.astype(np.float32), blurred, region, rois, psf, radius, info)
+
+
+def _skimage_images() -> list[tuple[str, np.ndarray]]:
+    """Real microscopy bundled with scikit-image (no download): IHC brightfield, phase-contrast cell."""
+    from skimage import data
+
+    out = []
+    ihc = data.immunohistochemistry().astype(np.float32)
+    out.append(("skimage-ihc-brightfield", ihc.mean(axis=-1)))
+    cell = data.cell().astype(np.float32)
+    out.append(("skimage-cell-phase", cell))
+    return out
+
+
+def _folder_images(folder: Path, limit: int) -> list[tuple[str, np.ndarray]]:
+    from core.io import read_image
+
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in (".tif", ".tiff", ".png", ".jpg", ".jpeg") or len(out) >= limit:
+            continue
+        img = read_image(p)
+        plane = next(img.planes())[1].astype(np.float32)
+        out.append((p.name, plane))
+    if not out:
+        raise ValueError(f"{folder}: no TIFF/PNG/JPEG images found")
+    return out
+
+
+def make_cases(n_synthetic: int = 8, size: int = 256, seed: int = 0, data: Path | None = None,
+               include_skimage: bool = True, limit: int = 20) -> list[BenchCase]:
+    """The benchmark set; the same arguments always give the same cases."""
+    from training import synth
+
+    cases: list[BenchCase] = []
+    i = 0
+    for k in range(n_synthetic):
+        srng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + k)
+        spec = synth.random_specimen(srng, size)
+        cases.append(_degrade_case(f"synthetic-{k}", "held-out specimen", spec, srng, i))
+        i += 1
+    sources: list[tuple[str, np.ndarray, str]] = []
+    if include_skimage:
+        sources += [(n, a, "scikit-image") for n, a in _skimage_images()]
+    if data is not None:
+        sources += [(n, a, "user folder") for n, a in _folder_images(Path(data), limit)]
+    for name, arr, src in sources:
+        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 500 + i)
+        cases.append(_degrade_case(name, src, arr, rng, i))
+        i += 1
+    return cases
+
+
+def make_empty_cases(size: int = 256, seed: int = 0) -> list[BenchCase]:
+    """Held-out fields whose ROI covers plain background only (`BenchCase.sharp` is flat there)."""
+    from scipy import ndimage
+
+    from training import synth
+
+    cases = []
+    for k, (label, level) in enumerate(EMPTY_LEVELS.items()):
+        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 900 + k)
+        spec = defocus.relative_intensity(synth.random_specimen(rng, size))
+        rois, region, psf, z, radius, optics = _defocus_region(spec.shape, rng, 1)
+        # the specimen fades into plain background over ~10 px around (and under) the region
+        fade = np.clip(ndimage.gaussian_filter(ndimage.binary_dilation(region, iterations=12)
+                                               .astype(np.float32), 4.0) * 1.5, 0.0, 1.0)
+        sharp = (spec * (1 - fade) + level * fade).astype(np.float32)
+        photons = 400.0
+        blurred = _blur_region(sharp, region, psf, z,
+                               np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 950 + k), photons)
+        info = {"na": optics.na, "n_medium": optics.n_medium, "pixel_um": optics.pixel_um,
+                "defocus_um": round(z, 3), "photons": photons, "background": level}
+        cases.append(BenchCase(f"empty-{label}", "held-out specimen, empty ROI", sharp, blurred,
+                               region, rois, psf, radius, info))
+    return cases
