@@ -1,5 +1,5 @@
-"""Defaults shared by the engine, `deblur predict` and the app (no heavy imports: the CLI reads
-them to build its --help)."""
+"""Defaults shared by the engine, `deblur predict`, the benchmark and the app, one home each
+(no heavy imports: the CLI reads them to build its --help)."""
 
 #: Tile side (px). A region is cut into ceil(length / tile) pieces, each grown by its overlap, so
 #: a 2048 px camera frame is 2 x 2 tiles of 1040 px. Every tile carries a halo of the model's
@@ -10,3 +10,6 @@ them to build its --help)."""
 DEFAULT_TILE = 1024
 #: Overlap (px) of neighbouring tile cores, blended with a raised-cosine window.
 DEFAULT_OVERLAP = 32
+#: Edge softness (px) of a region: the restored pixels fade into the original over this distance
+#: inside the drawn edge (a ROI file's own "feather" wins).
+DEFAULT_FEATHER = 16.0

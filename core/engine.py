@@ -228,7 +228,7 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             filled, nonfinite = finite_copy(sub)
             x = normalize(filled, params)
             del filled
-            y = restorer.restore(x, tilers[r_index], seed=seed + 1009 * p_index + r_index)
+            y = restorer.restore_plane(x, tilers[r_index], seed=seed + 1009 * p_index + r_index)
             del x
             m = None if mask is None else mask[region.slices]
             _blend_into(dst[idx][region.slices], sub, y, m, nonfinite, params, work)

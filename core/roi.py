@@ -16,13 +16,14 @@ from typing import Sequence, Union
 import numpy as np
 from scipy import ndimage
 
+from core.defaults import DEFAULT_FEATHER
+
 __all__ = [
     "Rect", "Ellipse", "Polygon", "Roi", "RoiSet", "RoiError", "DEFAULT_FEATHER", "ROI_SUFFIX",
     "load_rois", "save_rois", "parse_rect", "roi_mask", "bounding_rows", "rois_to_dict", "rois_from_dict",
     "sidecar_path", "polygon_pixels", "simplify_polygon",
 ]
 
-DEFAULT_FEATHER = 16.0
 
 
 class RoiError(ValueError):

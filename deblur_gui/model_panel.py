@@ -14,7 +14,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
-from deblur_gui.state import AppState, describe_params
+from deblur_gui.state import AppState, describe_params, format_duration
 
 __all__ = ["ModelPanel", "describe_card", "KIND_WORDS"]
 
@@ -71,16 +71,6 @@ def describe_card(card: dict) -> list[str]:
     if card.get("notes"):
         lines.append(str(card["notes"]))
     return lines
-
-
-def _fmt_seconds(s: float) -> str:
-    if s < 1:
-        return "under a second"
-    if s < 90:
-        return f"about {s:.0f} s"
-    if s < 5400:
-        return f"about {s / 60:.0f} min"
-    return f"about {s / 3600:.1f} h"
 
 
 class ModelPanel(QtWidgets.QWidget):
@@ -472,5 +462,5 @@ class ModelPanel(QtWidgets.QWidget):
         mpix = area * planes / 1e6
         speed = self.settings.speed(entry.name, self.resolved_device(), self.current_params())
         if speed:
-            return f"Expected time on this computer: {_fmt_seconds(mpix / speed)} ({mpix:.2f} megapixels)."
+            return f"Expected time on this computer: {format_duration(mpix / speed, rough=True)} ({mpix:.2f} megapixels)."
         return f"Expected speed: {_GUESS.get(entry.kind, 'unknown')} ({mpix:.2f} megapixels to do)."

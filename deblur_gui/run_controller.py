@@ -16,22 +16,12 @@ from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.model_panel import ModelPanel
 from deblur_gui.settings import Settings
-from deblur_gui.state import AppState, describe_params, roi_label
+from deblur_gui.state import AppState, describe_params, format_duration, roi_label
 from deblur_gui.worker import RestoreJob, RunOutput, RunRequest
 
-__all__ = ["RunController", "format_eta"]
+__all__ = ["RunController"]
 
 log = logging.getLogger("deblur.gui")
-
-
-def format_eta(seconds: float) -> str:
-    """'45 s', '3 min 05 s', '1 h 02 min': time left in words that read at a glance."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class RunController(QtCore.QObject):
@@ -146,7 +136,7 @@ class RunController(QtCore.QObject):
         did = done - self._progress_first_done
         if did > 0 and done < total:
             remaining = elapsed / did * (total - done)
-            self.eta.setText(f"about {format_eta(remaining)} left")
+            self.eta.setText(f"about {format_duration(remaining)} left")
         elif done >= total:
             self.eta.setText("finishing\u2026")
 

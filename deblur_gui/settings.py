@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = ["Settings", "MAX_RECENT"]
 
@@ -110,7 +110,7 @@ class Settings:
         self.q.setValue("run/device", device)
 
     def feather(self) -> float:
-        return self._get("rois/feather", 16.0, float)
+        return self._get("rois/feather", DEFAULT_FEATHER, float)
 
     def set_feather(self, feather: float) -> None:
         self.q.setValue("rois/feather", float(feather))

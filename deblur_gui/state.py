@@ -17,14 +17,14 @@ import numpy as np
 
 from core.models.registry import default_model_name
 from core.roi import Polygon, Rect, Roi, RoiSet
-from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from core.io import Image
 
-__all__ = ["Signal", "RoiEntry", "Result", "AppState", "roi_label", "plane_axes", "DEFAULT_FEATHER"]
+__all__ = ["Signal", "RoiEntry", "Result", "AppState", "roi_label", "plane_axes", "describe_params",
+           "format_duration"]
 
-DEFAULT_FEATHER = 16.0
 
 # axes of one displayed plane: Y, X and, for RGB(A) images, the samples axis
 _PLANE_AXES = "YXS"
@@ -108,6 +108,25 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
+
+
+def format_duration(seconds: float, *, rough: bool = False) -> str:
+    """A duration in words that read at a glance: exact for time left ("45 s", "3 min 05 s",
+    "1 h 02 min"), rounded for an estimate made before a run (``rough``: "about 3 min")."""
+    if rough:
+        if seconds < 1:
+            return "under a second"
+        if seconds < 90:
+            return f"about {seconds:.0f} s"
+        if seconds < 5400:
+            return f"about {seconds / 60:.0f} min"
+        return f"about {seconds / 3600:.1f} h"
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def roi_label(shape: Roi) -> str:

@@ -98,16 +98,16 @@ def _pasted(restorer: DDPMRestorer, blurred: np.ndarray) -> np.ndarray:
     """Negative control: every tile sampled on its own (own noise) and pasted: seams expected."""
     out = np.zeros((H, W), np.float32)
     for k, (y0, y1, x0, x1) in enumerate(Tiler(tile=TILE, overlap=OVERLAP).grid((H, W))):
-        out[y0:y1, x0:x1] = restorer.restore(blurred[y0:y1, x0:x1], Tiler(tile=256, overlap=0), seed=100 + k)
+        out[y0:y1, x0:x1] = restorer.restore_plane(blurred[y0:y1, x0:x1], Tiler(tile=256, overlap=0), seed=100 + k)
     return out
 
 
 def test_unet_ddpm_tiles_add_no_seam(unet_restorer, blurred):
     tiler = _tiler(unet_restorer)
     assert tiler.n_tiles((H, W)) == 6
-    tiled = unet_restorer.restore(blurred, tiler, seed=3)
+    tiled = unet_restorer.restore_plane(blurred, tiler, seed=3)
     assert tiled.shape == (H, W) and tiled.dtype == np.float32 and np.isfinite(tiled).all()
-    whole = unet_restorer.restore(blurred, _tiler(unet_restorer, tile=256), seed=3)
+    whole = unet_restorer.restore_plane(blurred, _tiler(unet_restorer, tile=256), seed=3)
     # the sampled detail (out - blurred) is where a seam would show: no larger across borders
     ratio, ratio_whole = _seam_ratio(tiled - blurred), _seam_ratio(whole - blurred)
     assert ratio <= 1.15 and ratio <= ratio_whole * 1.02, (ratio, ratio_whole)
@@ -117,8 +117,8 @@ def test_unet_ddpm_tiles_add_no_seam(unet_restorer, blurred):
 
 def test_smooth_samples_show_no_seam_and_the_measure_catches_pasted_tiles(smooth_restorer):
     flat = np.zeros((H, W), np.float32)
-    tiled = smooth_restorer.restore(flat, _tiler(smooth_restorer), seed=3)
-    whole = smooth_restorer.restore(flat, _tiler(smooth_restorer, tile=256), seed=3)
+    tiled = smooth_restorer.restore_plane(flat, _tiler(smooth_restorer), seed=3)
+    whole = smooth_restorer.restore_plane(flat, _tiler(smooth_restorer, tile=256), seed=3)
     assert tiled.std() > 0.05
     # a local denoiser whose reach fits in the margin: tiled sampling IS whole-frame sampling
     assert np.abs(tiled - whole).max() < 1e-5
@@ -128,14 +128,14 @@ def test_smooth_samples_show_no_seam_and_the_measure_catches_pasted_tiles(smooth
 
 def test_seeded(unet_restorer, blurred):
     tiler = _tiler(unet_restorer)
-    a = unet_restorer.restore(blurred, tiler, seed=3)
-    assert np.array_equal(a, unet_restorer.restore(blurred, tiler, seed=3))
-    assert np.abs(a - unet_restorer.restore(blurred, tiler, seed=4)).mean() > 1e-3
+    a = unet_restorer.restore_plane(blurred, tiler, seed=3)
+    assert np.array_equal(a, unet_restorer.restore_plane(blurred, tiler, seed=3))
+    assert np.abs(a - unet_restorer.restore_plane(blurred, tiler, seed=4)).mean() > 1e-3
 
 
 def test_restorer_runs_the_models_own_sampler(unet_restorer, blurred):
     one_tile = Tiler(tile=256, overlap=0, margin=0)               # the tile is exactly the region
-    a = unet_restorer.restore(blurred, one_tile, seed=5)
+    a = unet_restorer.restore_plane(blurred, one_tile, seed=5)
     ref = unet_restorer.net.sample(torch.from_numpy(blurred)[None, None], steps=STEPS, seed=5)[0, 0].numpy()
     assert np.abs(a - ref).max() < 1e-4
 
@@ -144,6 +144,6 @@ def test_eta_noise_is_seeded(blurred):
     torch.manual_seed(1)
     net = ConditionalDDPM(dim=8, dim_mults=(1, 2), timesteps=100)
     r = DDPMRestorer(net, steps=3, eta=1.0)
-    a = r.restore(blurred, _tiler(r), seed=1)
-    assert np.array_equal(a, r.restore(blurred, _tiler(r), seed=1))
-    assert not np.array_equal(a, DDPMRestorer(net, steps=3, eta=0.0).restore(blurred, _tiler(r), seed=1))
+    a = r.restore_plane(blurred, _tiler(r), seed=1)
+    assert np.array_equal(a, r.restore_plane(blurred, _tiler(r), seed=1))
+    assert not np.array_equal(a, DDPMRestorer(net, steps=3, eta=0.0).restore_plane(blurred, _tiler(r), seed=1))

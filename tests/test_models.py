@@ -21,7 +21,7 @@ from core.models.generators import make_generator
 from core.models.layers import LayerNorm2d
 from core.models.patchgan import PatchDiscriminator
 from core.models.registry import make_card
-from core.models.resnet_generator import ResnetGenerator, default_margin, receptive_radius
+from core.models.resnet_generator import ResnetGenerator, receptive_radius
 from core.models.unet import UNet
 from core.models.unet_generator import UNetGenerator
 from core.models.weights import save_weights
@@ -142,7 +142,7 @@ def test_tiled_generator_equals_whole_frame_with_aligned_tiles(kind):
         tiler = Tiler(tile=64, overlap=16, margin=margin, align=restorer.align)
         assert all((y0 - tiler.margin) % 4 == 0 and (x0 - tiler.margin) % 4 == 0
                    for y0, _, x0, _ in tiler.grid((150, 170)))
-        tiled = restorer.restore(x[0, 0].numpy(), tiler)
+        tiled = restorer.restore_plane(x[0, 0].numpy(), tiler)
         assert tiled.shape == whole.shape
         assert np.abs(tiled - whole)[inner].max() < tol, (margin, np.abs(tiled - whole)[inner].max())
 

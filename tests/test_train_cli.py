@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from training.checkpoint import list_checkpoints

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from core import defocus
-from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 from core.engine import restore
 from core.metrics import psnr, ssim
 from core.models.classical import RichardsonLucy
@@ -45,7 +45,9 @@ from training.bench_cases import BENCH_SEED_BASE, BenchCase, make_cases, make_em
 __all__ = ["run_quality", "run_empty", "run_speed", "markdown_report", "model_settings",
            "invented_structure", "rl_oracle", "summarise", "add_parser", "run"]
 
-RL_ITERATIONS = (2, 5, 10, 30, 100)#: scale (px) at which invented structure is measured: pixel noise averages away, blotches stay
+#: Richardson-Lucy iteration counts tried for the true-PSF oracle (the best is kept)
+RL_ITERATIONS = (2, 5, 10, 30, 100)
+#: scale (px) at which invented structure is measured: pixel noise averages away, blotches stay
 BLOTCH_SIGMA = 2.0
 #: timed runs per speed case (the best is reported; fewer when one run takes over ~20 s)
 SPEED_REPEATS = 3
@@ -207,7 +209,7 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
     spec = synth.random_specimen(rng, size)
     frame = (defocus.relative_intensity(spec) * 30000 + 500).clip(0, 65535).astype(np.uint16)
     c = (size - roi) // 2
-    roi_set = RoiSet([Rect(c, c, roi, roi)], feather=16)
+    roi_set = RoiSet([Rect(c, c, roi, roi)], feather=DEFAULT_FEATHER)
     rows = []
     for e in entries:
         model = _load(e, device, params)

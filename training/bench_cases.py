@@ -22,8 +22,10 @@ __all__ = ["BenchCase", "make_cases", "make_empty_cases", "BENCH_RADII", "BENCH_
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
 BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
 #: seeds of the specimen generator reserved for benchmarking (training uses seeds below 1e8)
-BENCH_SEED_BASE = 900_000_000#: background levels (relative intensity) of the empty-region cases: fluorescence-dark, mid-grey
+BENCH_SEED_BASE = 900_000_000
+#: background levels (relative intensity) of the empty-region cases: fluorescence-dark, mid-grey
 EMPTY_LEVELS = {"dark": 0.03, "grey": 0.45}
+
 
 @dataclass
 class BenchCase:

@@ -205,7 +205,7 @@ class Trainer:
             with self.steps.evaluating():
                 for i in range(0, batch["blurred"].shape[0], vb):
                     x = self._to_device({"blurred": batch["blurred"][i:i + vb]})["blurred"]
-                    outs.append(self.steps.restore(x).float().cpu())
+                    outs.append(self.steps.predict_batch(x).float().cpu())
         restored = torch.cat(outs).numpy()
         blurred, sharp = batch["blurred"].numpy(), batch["sharp"].numpy()
         metrics: dict[str, float] = {}

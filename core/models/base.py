@@ -43,12 +43,12 @@ class Restorer(ABC):
 
     name: str = ""
     margin: int = 16      # context (px) each tile needs around its core
-    passes: int = 1       # Tiler.map calls per restore() (for progress totals)
+    passes: int = 1       # Tiler.map calls per restore_plane() (for progress totals)
     align: int = 1        # down-sampling factor: tiles must start on this grid (Tiler align)
     device: torch.device = torch.device("cpu")
 
     @abstractmethod
-    def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         """Restore a normalised (H, W) float32 plane; returns (H, W) float32, same scaling."""
 
 
@@ -100,6 +100,6 @@ class NetworkRestorer(Restorer):
             total /= self.orientations
         return total[..., :h, :w].contiguous()
 
-    def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])
         return out[0].numpy()

@@ -79,7 +79,7 @@ class RichardsonLucy(Restorer):
             u = u * self._convolve(d / est, otf, pad, transpose=True)
         return u - _OFFSET
 
-    def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])
         return out[0].numpy()
 

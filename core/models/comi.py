@@ -23,10 +23,8 @@ learned on our data). `CARD_NOTES` says so in every exported card.
 
 from __future__ import annotations
 
-from core.models.generators import (DISC_PRESETS, GENERATOR_PRESETS, VIEWS_PARAM, GanNetworks,
-                                    build_generator_restorer, make_generator)
+from core.models.generators import DISC_PRESETS, GENERATOR_PRESETS, GanNetworks, gan_model
 from core.models.losses import PERCEPTUAL_WEIGHTS
-from core.models.spec import ModelEntry
 
 __all__ = ["COMI", "CARD_NOTES", "MODEL"]
 
@@ -58,14 +56,8 @@ class COMI(GanNetworks):
         super().__init__(gen, DISC_PRESETS["cpu"] if discriminator is None else discriminator)
 
 
-MODEL = ModelEntry(
-    name="comi", kind="gan", display_name="COMI", order=0,
+MODEL = gan_model(
+    "comi", display_name="COMI", order=0,
     summary="COMI: a GAN trained on pairs of blurred and sharp images that restores fine detail "
             "in out-of-focus regions.",
-    build=build_generator_restorer("comi"),
-    network=make_generator,
-    presets={"model": GENERATOR_PRESETS, "discriminator": DISC_PRESETS},
-    params={"orientations": VIEWS_PARAM},
-    card_notes=CARD_NOTES,
-    steps="training.steps.comi:ComiSteps",
-)
+    card_notes=CARD_NOTES, steps="training.steps.comi:ComiSteps")

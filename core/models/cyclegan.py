@@ -12,9 +12,7 @@ x + g(x)``), by default the lean U-Net of ``core.models.unet_generator``; no nor
 
 from __future__ import annotations
 
-from core.models.generators import (DISC_PRESETS, GENERATOR_PRESETS, VIEWS_PARAM, GanNetworks,
-                                    build_generator_restorer, make_generator)
-from core.models.spec import ModelEntry
+from core.models.generators import GanNetworks, gan_model
 
 __all__ = ["CycleGAN", "CARD_NOTES", "MODEL"]
 
@@ -32,14 +30,8 @@ class CycleGAN(GanNetworks):
     """The four CycleGAN networks (generators of any `make_generator` kind, PatchGANs)."""
 
 
-MODEL = ModelEntry(
-    name="cyclegan", kind="gan", display_name="CycleGAN", order=2,
+MODEL = gan_model(
+    "cyclegan", display_name="CycleGAN", order=2,
     summary="CycleGAN trained on unpaired blurred and sharp images; sharpens texture, "
             "may invent detail where the input has none.",
-    build=build_generator_restorer("cyclegan"),
-    network=make_generator,
-    presets={"model": GENERATOR_PRESETS, "discriminator": DISC_PRESETS},
-    params={"orientations": VIEWS_PARAM},
-    card_notes=CARD_NOTES,
-    steps="training.steps.cyclegan:CycleGANSteps",
-)
+    card_notes=CARD_NOTES, steps="training.steps.cyclegan:CycleGANSteps")

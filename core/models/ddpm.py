@@ -24,7 +24,7 @@ diffusion runs on ``x0 = 2 * sharp - 1``.
 
 Tiled sampling without seams
 ----------------------------
-`DDPMRestorer.restore` draws x_T ~ N(0, 1) once over the whole region (CPU
+`DDPMRestorer.restore_plane` draws x_T ~ N(0, 1) once over the whole region (CPU
 ``torch.Generator`` seeded with `seed`, so the result does not depend on the device or tile
 size's random streams), then for each DDIM step calls ``tiler.map`` on ``cat([x_t, cond])``:
 every tile is denoised at the same timestep and the Tiler averages the model outputs over the
@@ -43,7 +43,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.devices import autocast_context
@@ -293,7 +292,7 @@ class DDPMRestorer(Restorer):
             out = self.net.unet(tiles, tt)
         return out.float().contiguous()
 
-    def restore(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         blurred = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]       # (1, H, W)
         # the predictor's single pass is a feed-forward generator run like COMI's
         base = blurred if self._predictor is None else tiler.map(self._predictor.forward_tiles, blurred)

@@ -15,11 +15,11 @@ from torch import nn
 from core.models.base import ORIENTATION_CHOICES, NetworkRestorer
 from core.models.patchgan import PatchDiscriminator
 from core.models.resnet_generator import ResnetGenerator
-from core.models.spec import Param
+from core.models.spec import ModelEntry, Param
 from core.models.unet_generator import UNetGenerator
 
 __all__ = ["GENERATOR_PRESETS", "DISC_PRESETS", "AMP", "DEFAULT_VIEWS", "VIEWS_PARAM",
-           "make_generator", "GanNetworks", "build_generator_restorer"]
+           "make_generator", "GanNetworks", "build_generator_restorer", "gan_model"]
 
 # Named generator sizes (`make_generator` kwargs). "cpu": the lean residual U-Net that trains and
 # predicts usefully on a laptop CPU; "gpu": a wider U-Net; "resnet-cpu" / "resnet-gpu": the
@@ -96,3 +96,13 @@ def build_generator_restorer(name: str):
                                amp=AMP, orientations=orientations)
 
     return build
+
+
+def gan_model(name: str, *, display_name: str, order: int, summary: str, card_notes: str,
+              steps: str) -> ModelEntry:
+    """The description of a GAN whose trained blurred->sharp generator restores (COMI,
+    CycleGAN): what they share (networks, sizes, the Views averaged setting) filled in."""
+    return ModelEntry(name=name, kind="gan", display_name=display_name, order=order,
+                      summary=summary, build=build_generator_restorer(name), network=make_generator,
+                      presets={"model": GENERATOR_PRESETS, "discriminator": DISC_PRESETS},
+                      params={"orientations": VIEWS_PARAM}, card_notes=card_notes, steps=steps)

@@ -206,7 +206,7 @@ class ModelSteps(ABC):
         """One optimisation step on a batch already on the device; returns the losses."""
 
     @abstractmethod
-    def restore(self, blurred: torch.Tensor) -> torch.Tensor:
+    def predict_batch(self, blurred: torch.Tensor) -> torch.Tensor:
         """Restore a (N, 1, P, P) blurred batch for validation (deterministic, no grad)."""
 
     @abstractmethod

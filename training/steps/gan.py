@@ -161,7 +161,7 @@ class GanSteps(ModelSteps):
         return [p for n in names for p in self.modules[n].parameters()]
 
     # ------------------------------------------------------------------ validation / export
-    def restore(self, blurred: torch.Tensor) -> torch.Tensor:
+    def predict_batch(self, blurred: torch.Tensor) -> torch.Tensor:
         """The exported generator in float32, exactly as inference runs it (no autocast)."""
         return self.modules["g_deblur"](blurred).float()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from training.synth.render import _blur, _ellipse_distance, _nearest_seed, _noise, _pixel, _psf_blur, _rng, _scatter, _shape, _smoothstep, _splat, _unit, _wobble, PIXEL_RANGE
+from training.synth.render import (_blur, _ellipse_distance, _nearest_seed, _noise, _option, _pixel,
+                                   _psf_blur, _rng, _scatter, _shape, _smoothstep, _splat, _unit,
+                                   _wobble, PIXEL_RANGE)
 
 
 # --------------------------------------------------------------------------- blood smear
@@ -149,9 +151,7 @@ def tissue(size: int | tuple[int, int], seed: int | np.random.Generator | None =
     rng = _rng(seed)
     h, w = _shape(size)
     px = _pixel(rng, pixel_um, *PIXEL_RANGE["tissue"])
-    stain = stain or str(rng.choice(["he", "ihc"], p=[0.7, 0.3]))
-    if stain not in ("he", "ihc"):
-        raise ValueError(f"unknown stain {stain!r} (use he or ihc)")
+    stain = _option(rng, stain, {"he": 0.7, "ihc": 0.3}, "stain")
     # layout: gland islands from a smooth field; lumens inside the larger ones
     scale = rng.uniform(60.0, 160.0) / px
     f = _noise(rng, (h, w), scale / 3)

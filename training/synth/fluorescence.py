@@ -7,7 +7,9 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from training.synth.render import _ellipse_distance, _finish, _haze, _nearest_seed, _noise, _pixel, _psf_blur, _rng, _scatter, _shape, _smoothstep, _splat, _wobble, PIXEL_RANGE
+from training.synth.render import (_ellipse_distance, _finish, _haze, _nearest_seed, _noise,
+                                   _option, _pixel, _psf_blur, _rng, _scatter, _shape, _smoothstep,
+                                   _splat, _wobble, PIXEL_RANGE)
 
 
 # --------------------------------------------------------------------------- nuclei
@@ -103,9 +105,7 @@ def cells(size: int | tuple[int, int], seed: int | np.random.Generator | None = 
     h, w = _shape(size)
     px = _pixel(rng, pixel_um, *PIXEL_RANGE["cells"])
     confluence = float(rng.uniform(0.2, 1.0) if confluence is None else confluence)
-    stain = stain or str(rng.choice(["cytoplasm", "membrane", "mixed"], p=[0.4, 0.25, 0.35]))
-    if stain not in ("cytoplasm", "membrane", "mixed"):
-        raise ValueError(f"unknown stain {stain!r} (use cytoplasm, membrane or mixed)")
+    stain = _option(rng, stain, {"cytoplasm": 0.4, "membrane": 0.25, "mixed": 0.35}, "stain")
 
     cell_d = rng.uniform(22.0, 45.0) / px
     seeds = _scatter(rng, (h, w), 0.75 * cell_d, int(2.0 * h * w / cell_d ** 2 + 4), pad=cell_d / 2)
@@ -292,9 +292,7 @@ def bacteria(size: int | tuple[int, int], seed: int | np.random.Generator | None
     h, w = _shape(size)
     px = _pixel(rng, pixel_um, *PIXEL_RANGE["bacteria"])
     density = float(rng.uniform(0.2, 1.0) if density is None else density)
-    stain = stain or str(rng.choice(["cytoplasm", "membrane", "nucleoid"], p=[0.5, 0.25, 0.25]))
-    if stain not in ("cytoplasm", "membrane", "nucleoid"):
-        raise ValueError(f"unknown stain {stain!r} (use cytoplasm, membrane or nucleoid)")
+    stain = _option(rng, stain, {"cytoplasm": 0.5, "membrane": 0.25, "nucleoid": 0.25}, "stain")
     d, label, level = _rods(rng, (h, w), px, density)
     edge = 0.6 / max(2.0, 0.45 / px)
     inside = _smoothstep((1.0 - d) / edge)

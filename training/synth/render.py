@@ -227,3 +227,12 @@ def _finish(img: np.ndarray, top: float = 0.92) -> np.ndarray:
 def _haze(rng: np.random.Generator, img: np.ndarray, scale_px: float, amount: float) -> np.ndarray:
     """Out-of-focus light from other planes of a widefield specimen: a broad blur of itself."""
     return amount * _blur(img, max(2.0, scale_px))
+
+
+def _option(rng: np.random.Generator, value: str | None, weights: dict[str, float], what: str) -> str:
+    """`value`, or one of `weights`' names drawn with those weights; ValueError naming the choices."""
+    names = list(weights)
+    value = value or str(rng.choice(names, p=list(weights.values())))
+    if value not in names:
+        raise ValueError(f"unknown {what} {value!r} (use {', '.join(names[:-1])} or {names[-1]})")
+    return value
