@@ -3,10 +3,9 @@
 
 #: Tile side (px). A region is cut into ceil(length / tile) pieces, each grown by its overlap, so
 #: a 2048 px camera frame is 2 x 2 tiles of 1040 px. Every tile carries a halo of the model's
-#: margin on each side (64 px for the U-Net generators) that its neighbours compute again: with
-#: 256 px tiles that was ~2.7x the pixels of one whole-frame pass; measured with 1024 px tiles,
-#: COMI tiled takes 1.05-1.09x the one-tile time (docs/BENCHMARKS.md). A 1024 px tile needs a few
-#: hundred MB for the shipped networks.
+#: margin on each side that its neighbours compute again, so small tiles cost much more than one
+#: whole-frame pass (the measured ratio: docs/BENCHMARKS.md). A 1024 px tile needs a few hundred
+#: MB for the shipped networks.
 DEFAULT_TILE = 1024
 #: Overlap (px) of neighbouring tile cores, blended with a raised-cosine window.
 DEFAULT_OVERLAP = 32

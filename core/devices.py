@@ -1,7 +1,8 @@
 """Device choice (auto / cpu / cuda / mps) and the mixed-precision policy.
 
-bf16 autocast on CPU is 2-3x faster here; whether it is on by default is decided per model from
-measured PSNR cost (see docs/BENCHMARKS.md), so the switch lives in one place.
+bf16 autocast on CPU is much faster than float32; whether it is on by default is decided per
+model from its measured cost in PSNR (docs/BENCHMARKS.md, "Design measurements"), so the switch
+lives in one place.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Defocus PSFs, spatially varying blur and the local-defocus simulator (core/degrade.py)."""
+"""Defocus PSFs, spatially varying blur and the local-defocus simulator (core/psf.py, core/defocus.py)."""
 
 from __future__ import annotations
 

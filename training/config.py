@@ -9,7 +9,7 @@ a value of the wrong type or out of range is refused with a message naming the k
 Sections: ``[train]`` the loop, ``[data]`` the images, ``[optim]`` Adam and its LR schedule,
 and per model: ``[loss]`` (GANs), ``[ema]`` and ``[diffusion]`` (the DDPM). ``[model]``,
 ``[discriminator]`` and ``[degradation]`` are constructor keyword arguments (a ``preset``
-name from the model's description plus overrides, and ``core.degrade.DefocusConfig``): their
+name from the model's description plus overrides, and ``core.defocus.DefocusConfig``): their
 constructors check them.
 
 The resolved configuration is a plain dict (``{section: {key: value}}`` plus ``model_name``):
@@ -220,7 +220,7 @@ def describe(model: str) -> str:
     for table in OPEN_TABLES:
         if table in cfg:
             head = f"[{table}]"
-            what = ("core.degrade.DefocusConfig fields; empty = the simulator's defaults"
+            what = ("core.defocus.DefocusConfig fields; empty = the simulator's defaults"
                     if table == "degradation" else
                     "network settings: a named preset, keys set here override it")
             out.append(f"\n{head:<24} # {what}")

@@ -11,7 +11,7 @@ Every dataset item is a dict of float32 tensors (see docs/INTERFACES.md)::
   patches are cut. Unpaired sharp patches come from their own field, normalised by its own
   percentiles (there is no blurred partner).
 * **Target**: the clean sharp image with the same intensity scaling as the input (noise only on
-  the input; see `core.degrade.simulate_local_defocus`).
+  the input; see `core.defocus.simulate_local_defocus`).
 * **mask**: 1 where the field was defocused (depth > 0), else 0. Paired folders have it only
   when every blurred file has a ``<stem>.roi.json`` beside it (feathered ROI mask); unpaired
   items carry the mask of their blurred patch.

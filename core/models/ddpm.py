@@ -3,8 +3,8 @@
 After lucidrains/denoising-diffusion-pytorch and Saharia et al. (SR3 / Palette): the blurred
 image is the condition, concatenated to the noisy image as a second input channel of a
 time-conditioned `UNet` (``core.models.unet``). Reads top to bottom: schedule helpers, the
-`ConditionalDDPM` module (training loss + DDIM step + whole-frame sampler), `EMA`, the tiled
-`DDPMRestorer`, the registry entry.
+`ConditionalDDPM` module (training pass + DDIM step + whole-frame sampler), the tiled
+`DDPMRestorer`, the model's description.
 
 Data space: predict, then refine
 --------------------------------
@@ -14,10 +14,9 @@ against the sharp image) first gives ``base = predictor(blurred)``, the best sin
 diffusion then runs on what it misses, ``x0 = (sharp - base) * residual_scale``, conditioned
 on ``cat([2 * blurred - 1, 2 * base - 1])``. The base is detached from the diffusion loss, so the
 predictor stays a pure regressor. Why: without a predictor (``predictor=None``, the original
-design, x0 = (sharp - blurred) * scale) the target contains the camera noise of the input x8;
-measured on the bench after 3,750 CPU steps, its one-step estimate gained +1.1 to +4.1 dB but
-20 DDIM steps *lost* up to 7.5 dB (synthetic-4: 29.76 dB in, 33.88 one step, 22.22 twenty steps):
-the sampler rebuilt noise. With the predictor the diffusion only adds the small part the
+design, x0 = (sharp - blurred) * scale) the target contains the camera noise of the input x8,
+and more DDIM steps made the result worse than one step: the sampler rebuilt noise (the
+figures: docs/BENCHMARKS.md, "Design measurements"). With the predictor the diffusion only adds the small part the
 regression cannot decide, and 20 steps cannot stray far from the predictor's estimate.
 ``residual_scale`` (8) brings the residual to roughly unit spread. With ``residual=False`` the
 diffusion runs on ``x0 = 2 * sharp - 1``.

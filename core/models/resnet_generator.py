@@ -116,12 +116,11 @@ def default_margin(config: dict) -> int:
     """Halo (px) per tile: half the theoretical receptive radius, rounded up to a multiple of 8.
 
     The effective receptive field of a conv net is roughly Gaussian and much narrower than the
-    theoretical one. Measured with random weights on a smooth random 400x400 input, tile 128,
-    overlap 32, tiles on the downsampling grid (Tiler `align`), float32, away from
-    the frame edges: COMI preset (radius 47, margin 24) max |tiled - whole| 1.6e-4, mean 7e-6
-    (mean correction 0.03); CycleGAN preset (radius 63, margin 32) max 3.6e-5, mean 1.6e-6.
-    A margin >= the radius makes tiled == whole-frame to float precision. Without grid alignment
-    the difference is ~1e-1 whatever the margin. A card may override it (``inference.margin``).
+    theoretical one, so half the radius leaves tiled and whole-frame output a tiny fraction of
+    a grey level apart, provided the tiles start on the down-sampling grid (Tiler `align`);
+    without the grid they differ visibly whatever the margin (docs/BENCHMARKS.md, "Design
+    measurements"). A margin >= the radius makes them equal to float precision. A card may
+    override it (``inference.margin``).
     """
     half = receptive_radius(config) / 2
     return int(-(-half // 8) * 8)

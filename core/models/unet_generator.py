@@ -4,19 +4,16 @@ Why not the CycleGAN ResNet generator
 -------------------------------------
 The ResNet generator does all its work at 1/4 resolution and has no full-resolution path, so it
 must rebuild every fine detail through two upsampling convolutions. Trained on defocus pairs it
-stays at the identity for hundreds of steps (``benchmarks/generator_probe.py``: 18.43 dB in,
-18.43 dB out after 400 L1 steps), while a U-Net with skips learns at once. Defocus removes
-exactly the fine detail, so the generator needs the skips.
+stays at the identity for hundreds of steps, while a U-Net with skips learns at once
+(``benchmarks/generator_probe.py``; the figures: docs/BENCHMARKS.md, "Design measurements").
+Defocus removes exactly the fine detail, so the generator needs the skips.
 
 Shape (``ngf=16, n_down=3``): per level two 3x3 convolutions (LeakyReLU) in the encoder, one in
 the decoder; stride-2 3x3 convolutions down; 1x1 convolution + nearest upsampling up, *added* to
 the skip (cheaper than concatenation, no checkerboard); a linear 3x3 head. Five levels
-(``n_down=4``) give a receptive radius of 108 px (measured = `receptive_radius`), enough for
-large ringed defocus PSFs (the simulator's blur radii reach 40 px), at 35 k multiply-adds per
-pixel (torch's FlopCounterMode): the 2.2 M parameters sit mostly at the coarse levels, where they
-are cheap.
-Measured (benchmarks/generator_probe.py, 400 L1 steps): 19.51 dB from 18.43 dB blurred, as good
-as the DDPM's LayerNorm U-Net (19.53 dB) in 0.65x its time.
+(``n_down=4``) give a receptive radius of 108 px (`receptive_radius`), enough for large ringed
+defocus PSFs (the simulator's blur radii reach 40 px); its parameters sit mostly at the coarse
+levels, where they are cheap.
 
 No normalisation: every output pixel is a function of its receptive field only (tiled output
 equals the whole frame given enough halo, batch-1 inference equals training) and there is no

@@ -234,8 +234,8 @@ class ModelSteps(ABC):
         floating-point tensors replaced by their mean over all of them.
 
         Averaging the weights of the last checkpoints of a run (Polyak averaging; Yazici et al.
-        2019 for GANs) smooths the step-to-step jitter of the exported network: two COMI
-        checkpoints 500 steps apart measured +3.44 and +2.57 dB on the bench, their mean +3.33.
+        2019 for GANs) smooths the step-to-step jitter of the exported network (what it did
+        for COMI: docs/BENCHMARKS.md, "Design measurements").
         """
         total: dict[str, torch.Tensor] = {}
         for state in states:
