@@ -108,9 +108,14 @@ def blurred_regions(plane: np.ndarray, *, threshold: float | None = None, min_ar
         if box is None:
             continue
         r0, c0 = box[0].start - margin, box[1].start - margin
-        crop = labels[max(r0, 0):box[0].stop + margin, max(c0, 0):box[1].stop + margin] == lab
-        # pad so that the crop starts at (r0, c0) even at the grid border (outside = not blurred)
-        crop = np.pad(crop, ((max(-r0, 0), 0), (max(-c0, 0), 0)))
+        r1, c1 = box[0].stop + margin, box[1].stop + margin
+        gh, gw = labels.shape
+        crop = labels[max(r0, 0):min(r1, gh), max(c0, 0):min(c1, gw)] == lab
+        # pad so that the crop spans (r0, c0)..(r1, c1) even at the grid border (outside = not
+        # blurred): a region touching an edge grows past it on every side alike, and clipping
+        # to the image then gives its straight border (without the padding on the bottom and
+        # right, a region filling the field came back as a corner-to-corner triangle)
+        crop = np.pad(crop, ((max(-r0, 0), max(r1 - gh, 0)), (max(-c0, 0), max(c1 - gw, 0))))
         crop = np.pad(crop, 1)
         dist = ndimage.distance_transform_edt(~crop)                 # 0 on blurred cells
         contours = find_contours(dist, grow)

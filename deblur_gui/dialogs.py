@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.io import same_file
 
@@ -150,8 +150,11 @@ class DetectDialog(QtWidgets.QDialog):
         self.automatic = QtWidgets.QCheckBox("Automatic (compares with the sharpest parts of this image)")
         self.automatic.setChecked(True)
         layout.addWidget(self.automatic)
-        self.show_map = QtWidgets.QCheckBox("Show the focus map (yellow = sharp, blue = blurred)")
+        self.show_map = QtWidgets.QCheckBox("Show the focus map")
         layout.addWidget(self.show_map)
+        self.legend = _focus_legend()
+        self.legend.setVisible(False)
+        layout.addWidget(self.legend)
         self.summary = QtWidgets.QLabel()
         layout.addWidget(self.summary)
         buttons = QtWidgets.QDialogButtonBox()
@@ -171,7 +174,7 @@ class DetectDialog(QtWidgets.QDialog):
         self.map_item = pg.ImageItem(autoDownsample=True)
         self.map_item.setZValue(5)
         self.map_item.setOpacity(0.6)
-        self.map_item.setImage(_focus_rgba(self.focus_map))
+        self.map_item.setImage(focus_rgba(self.focus_map))
         self.map_item.setVisible(False)
         self.mask_item = pg.ImageItem(autoDownsample=True)
         self.mask_item.setZValue(6)
@@ -187,6 +190,7 @@ class DetectDialog(QtWidgets.QDialog):
         self.slider.valueChanged.connect(self._on_slider)
         self.automatic.toggled.connect(lambda _: self._timer.start())
         self.show_map.toggled.connect(self.map_item.setVisible)
+        self.show_map.toggled.connect(self.legend.setVisible)
         self.finished.connect(self._cleanup)
         self.update_detection()
         self._place_slider()
@@ -234,11 +238,48 @@ class DetectDialog(QtWidgets.QDialog):
                 self.view.removeItem(item)
 
 
-def _focus_rgba(fmap: np.ndarray) -> np.ndarray:
-    """The focus map as an RGBA overlay: viridis from blurred (0) to sharp (1); areas without
-    structure (-1) transparent."""
-    lut = pg.colormap.get("viridis").getLookupTable(nPts=256, alpha=True)
-    idx = (np.clip(fmap, 0, 1) * 255).astype(np.uint8)
-    rgba = lut[idx]
-    rgba[fmap < 0, 3] = 0
+_FOCUS_CMAP = "viridis"      # dark blue = blurred ... yellow = sharp
+
+
+def focus_colour_positions(fmap: np.ndarray) -> np.ndarray:
+    """Where each focus value sits on the colour scale, 0 (the most blurred parts of this image)
+    to 1 (its sharpest parts): log focus between its 2nd and 98th percentile over the areas
+    with structure. Focus values are ratios spanning decades and an image uses only part of
+    0..1, so a linear 0..1 scale painted every sample the same purple; -1 (no structure) stays -1."""
+    content = fmap >= 0
+    logf = np.log(np.maximum(fmap, _FOCUS_MIN))
+    if content.any():
+        lo, hi = np.percentile(logf[content], [2, 98])
+    else:
+        lo, hi = np.log(_FOCUS_MIN), 0.0
+    if not hi > lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    pos = np.clip((logf - lo) / (hi - lo), 0.0, 1.0)
+    return np.where(content, pos, -1.0).astype(np.float32)
+
+
+def focus_rgba(fmap: np.ndarray) -> np.ndarray:
+    """The focus map as an RGBA overlay (`focus_colour_positions` on viridis); areas without
+    structure transparent."""
+    lut = pg.colormap.get(_FOCUS_CMAP).getLookupTable(nPts=256, alpha=True)
+    pos = focus_colour_positions(fmap)
+    rgba = lut[(np.clip(pos, 0, 1) * 255).astype(np.uint8)]
+    rgba[pos < 0, 3] = 0
     return rgba
+
+
+def _focus_legend() -> QtWidgets.QWidget:
+    """'blurred [colour bar] sharp', and what transparent means."""
+    w = QtWidgets.QWidget()
+    row = QtWidgets.QHBoxLayout(w)
+    row.setContentsMargins(0, 0, 0, 0)
+    lut = pg.colormap.get(_FOCUS_CMAP).getLookupTable(nPts=256, alpha=False).astype(np.uint8)
+    bar = np.ascontiguousarray(np.repeat(lut[None], 14, axis=0))
+    image = QtGui.QImage(bar.data, 256, 14, 3 * 256, QtGui.QImage.Format.Format_RGB888).copy()
+    pic = QtWidgets.QLabel()
+    pic.setPixmap(QtGui.QPixmap.fromImage(image).scaled(160, 14))
+    row.addWidget(QtWidgets.QLabel("blurred"))
+    row.addWidget(pic)
+    row.addWidget(QtWidgets.QLabel("sharp (within this image); no colour: nothing to judge"))
+    row.addStretch(1)
+    return w

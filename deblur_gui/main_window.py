@@ -374,7 +374,9 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
             rois = RoiSet(list(rois), self.state.feather)
         rois = RoiSet(list(rois.rois), self.state.feather)
         self.state.set_roi_set(rois, append=not replace)
-        log.info("Added %d detected regions", len(rois.rois))
+        n = len(rois.rois)
+        what = f"{n} detected region{'s' if n != 1 else ''}"
+        log.info("Replaced the regions by %s" if replace else "Added %s", what)
 
     # ================================================================== model
 
