@@ -90,6 +90,10 @@ class CompareView(QtWidgets.QWidget):
         self.swipe_line = pg.InfiniteLine(angle=90, movable=True,
                                           pen=pg.mkPen("#ffffff", width=2),
                                           hoverPen=pg.mkPen("#4dd0e1", width=3))
+        # a handle in the middle, which also widens the grab zone along the whole line (the
+        # 2 px line alone was hard to catch)
+        self.swipe_line.addMarker("<|>", position=0.5, size=26)
+        self.swipe_line.setToolTip("Drag to move the boundary between original and restored")
         self.swipe_line.setZValue(5)
         self.swipe.vb.addItem(self.swipe_line, ignoreBounds=True)
         self.swipe_line.sigPositionChanged.connect(self._update_swipe)
@@ -101,6 +105,11 @@ class CompareView(QtWidgets.QWidget):
         self.diff = ImageCanvas(histogram=True, title="Restored \u2212 original")
         self.stack.addWidget(self.diff)
         layout.addWidget(self.stack, 1)
+        self.diff_legend = QtWidgets.QLabel(
+            "<span style='color:#e53935'>\u25a0</span> red: brighter after restoring &nbsp; "
+            "<span style='color:#1e88e5'>\u25a0</span> blue: darker &nbsp; white: unchanged")
+        self.diff_legend.setVisible(False)
+        layout.addWidget(self.diff_legend)
 
         self.table = QtWidgets.QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Region", "Sharpness before", "after", "change"])
@@ -160,6 +169,7 @@ class CompareView(QtWidgets.QWidget):
         self.mode = mode
         self.mode_buttons[mode].setChecked(True)
         self.stack.setCurrentIndex(MODES.index(mode))
+        self.diff_legend.setVisible(mode == "Difference")
         new = self._active_canvas()
         if old is not new and old.data is not None:
             new.vb.setRange(QtCore.QRectF(*_range_rect(old.vb)), padding=0)

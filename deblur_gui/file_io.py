@@ -128,7 +128,7 @@ class FileIO:
         img = self.state.image.path
         suggested = (sidecar_path(img) if img is not None
                      else Path(self.settings.last_folder()) / f"regions{ROI_SUFFIX}")
-        path = choose_save_path(self, "Save regions", suggested, ROI_FILTER, ".json", original=img)
+        path = choose_save_path(self, "Save regions", suggested, ROI_FILTER, ROI_SUFFIX, original=img)
         if path is not None:
             self.save_rois(path)
 

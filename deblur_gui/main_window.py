@@ -25,6 +25,7 @@ from deblur_gui.run_controller import RunController
 from deblur_gui.settings import Settings
 from deblur_gui.state import AppState, Result
 from deblur_gui.viewer import COLORMAPS, ImageCanvas, format_value
+from deblur_gui.wheel_guard import install_wheel_guard
 from deblur_gui.window_actions import WindowActions
 from deblur_gui.worker import RestoreJob
 
@@ -76,6 +77,7 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
 
         self.setWindowTitle("deblur")
         self.setAcceptDrops(True)
+        install_wheel_guard(QtWidgets.QApplication.instance())
         self.setDockOptions(QtWidgets.QMainWindow.DockOption.AnimatedDocks)
         # the side panels run the full height; the log sits under the image only
         self.setCorner(QtCore.Qt.Corner.BottomRightCorner, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
@@ -137,14 +139,20 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
         self.model_panel = ModelPanel(self.state, self.settings)
         self.model_panel.run_requested.connect(self.start_run)
         self.model_panel.weights_requested.connect(self.weights_dialog)
-        scroll = QtWidgets.QScrollArea()
+        scroll = self.model_scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         scroll.setWidget(self.model_panel)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        holder = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(holder)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(scroll, 1)
+        column.addWidget(self.model_panel.footer)      # Restore stays in view, whatever scrolls
         dock = QtWidgets.QDockWidget("Model", self)
         dock.setObjectName("model_dock")
-        dock.setWidget(scroll)
+        dock.setWidget(holder)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.model_dock = dock

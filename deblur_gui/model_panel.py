@@ -148,10 +148,15 @@ class ModelPanel(QtWidgets.QWidget):
         run_form.addRow("", self.all_planes)
         layout.addWidget(run_box)
 
+        # the time estimate and the Restore button: `footer`, which the window keeps in view
+        # below the scrolling panel (at the default window size it was below the fold)
+        self.footer = QtWidgets.QWidget()
+        footer = QtWidgets.QVBoxLayout(self.footer)
+        footer.setContentsMargins(6, 4, 6, 6)
         self.estimate = QtWidgets.QLabel()
         self.estimate.setWordWrap(True)
         self.estimate.setStyleSheet("color: #9aa0a6;")
-        layout.addWidget(self.estimate)
+        footer.addWidget(self.estimate)
 
         self.run_btn = QtWidgets.QPushButton("Restore selected regions")
         self.run_btn.setMinimumHeight(34)
@@ -161,7 +166,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.run_btn.setStyleSheet("QPushButton { background: #1a73e8; color: white; border-radius: 4px; }"
                                    "QPushButton:disabled { background: #3c4043; color: #80868b; }"
                                    "QPushButton:hover:!disabled { background: #4285f4; }")
-        layout.addWidget(self.run_btn)
+        footer.addWidget(self.run_btn)
         layout.addStretch(1)
 
         self.combo.currentIndexChanged.connect(self._on_model_chosen)

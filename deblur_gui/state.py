@@ -189,6 +189,7 @@ class AppState:
         self.rois = []
         self.selected_roi = None
         self.results = []
+        self._result_ids = itertools.count(1)       # result numbers start at #1 per image
         self.current_result = None
         self.image_changed.emit()
         self.rois_changed.emit()

@@ -178,6 +178,10 @@ class WindowActions:
         tb.addSeparator()
         tb.addAction(self.act_fit)
         tb.addAction(self.act_auto)
+        tb.addSeparator()
+        colours = QtWidgets.QLabel(" Colours ")
+        colours.setStyleSheet("color: #9aa0a6;")
+        tb.addWidget(colours)          # the combo's own label, apart from "Auto contrast"
         self.cmap_combo = QtWidgets.QComboBox()
         self.cmap_combo.addItems(list(COLORMAPS))
         self.cmap_combo.setToolTip("Colour map")

@@ -1,5 +1,6 @@
 """`deblur predict` and `deblur models` as a user runs them."""
 
+import re
 import json
 
 import numpy as np
@@ -151,3 +152,15 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     # a fine-tuned model counts the training it started from too
     assert "10800 steps (121 min, cpu) in 2 runs" in block
     assert "+3.2 dB inside blurred regions" in block and "+1.6 dB vs. deconvolution" in block
+
+
+@pytest.mark.parametrize("command", ["predict", "simulate", "bench", "models"])
+def test_help_says_each_default_once_and_never_none(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    assert not re.search(r"\(default[ :][^)]*\)\s*\(default", text)
+    if command == "predict":
+        assert "(default: 0)" in text                          # --seed keeps its real default

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from core import defocus
+from core.cli import HelpFormatter, UserError
 from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 from core.engine import restore
 from core.metrics import psnr, ssim
@@ -316,7 +317,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Benchmark every model on locally defocused images with a known sharp original "
                     "(held-out simulated specimens, scikit-image's microscopy images, your --data "
                     "folder) and, with --speed, on a 2048x2048 16-bit frame.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--models", default=None, help="comma-separated model names (default: all with weights)")
     p.add_argument("--data", default=None, metavar="DIR", help="a folder of your own SHARP images to add")
     p.add_argument("--synthetic", type=int, default=8, help="number of held-out simulated specimens")
@@ -336,7 +337,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.cli import UserError
     from core.cli.predict import model_params
 
     try:

@@ -19,6 +19,20 @@ SUBCOMMANDS = ["predict", "models", "simulate"]
 PLUGIN_GROUP = "deblur.commands"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """One clean help text per option: the default is added only when there is one worth
+    reading (not None, False or an empty list) and the help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default is None or default is False
+                or default is argparse.SUPPRESS or default == [] or action.required
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class UserError(Exception):
     """An error caused by the input: printed as one line, exit code 2."""
 

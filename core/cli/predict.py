@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli import UserError, fail
-from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from core.cli import HelpFormatter, UserError, fail
+from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 
 OUT_SUFFIX = "_deblurred"
 
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "predict", help="restore blurred regions of images",
         description="Restore the out-of-focus regions of one or more images. Pixels outside the "
                     "regions are left exactly as they were.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF/PNG/JPEG image(s)")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="output file for one input, or a folder (for several inputs)")
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="a ROI file (JSON) or a rectangle x,y,w,h in pixels; may be repeated")
     roi.add_argument("--auto-roi", action="store_true", help="detect the blurred regions automatically")
     roi.add_argument("--feather", type=float, default=None,
-                     help="edge softness in pixels (default: the ROI file's value, else 16)")
+                     help=f"edge softness in pixels (default: the ROI file's value, else {DEFAULT_FEATHER:g})")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"tile size in pixels (default {DEFAULT_TILE}; smaller needs less memory)")
     p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in pixels")

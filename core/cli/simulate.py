@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli import UserError
+from core.cli import HelpFormatter, UserError
 from core.simulate import DEFAULT_PIXEL_UM, PSF_FAMILIES
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "simulate", help="blur part of a sharp image (realistic local defocus)",
         description="Apply a physically based local defocus to a sharp image and write the "
                     "result (same shape and dtype) and the ROI file of the blurred region beside it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("input", metavar="INPUT", help="sharp TIFF/PNG/JPEG image")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output image (.tif, .png, ...)")
     p.add_argument("--defocus-um", type=float, default=3.0, metavar="Z",
