@@ -138,6 +138,14 @@ def roi_label(shape: Roi) -> str:
     return f"{kind} {shape.w:.0f} x {shape.h:.0f} at ({shape.x:.0f}, {shape.y:.0f})"
 
 
+#: how many changes of the regions can be undone
+_UNDO_DEPTH = 200
+
+
+def _copy_shape(shape: Roi) -> Roi:
+    return Polygon(list(shape.points)) if isinstance(shape, Polygon) else replace(shape)
+
+
 def plane_axes(axes: str, shape: tuple[int, ...]) -> list[tuple[str, int]]:
     """The axes a user steps through (T, Z, C...) with their sizes; Y, X and RGB samples excluded."""
     return [(a, n) for a, n in zip(axes, shape) if a not in _PLANE_AXES]
@@ -149,7 +157,10 @@ class AppState:
     Signals (all emitted on the GUI thread):
       image_changed(), plane_changed(), rois_changed(), selection_changed(id | None),
       feather_changed(float), results_changed(), current_result_changed(id | None),
-      model_changed(), busy_changed(bool)
+      model_changed(), busy_changed(bool), undo_changed()
+
+    Every change of the regions (add, edit, remove, clear, load, detect) can be undone and
+    redone (`undo`, `redo`); opening another image starts a fresh history.
     """
 
     def __init__(self) -> None:
@@ -162,6 +173,7 @@ class AppState:
         self.current_result_changed = Signal()
         self.model_changed = Signal()
         self.busy_changed = Signal()
+        self.undo_changed = Signal()
 
         self.image: Image | None = None
         self.plane: dict[str, int] = {}
@@ -180,6 +192,8 @@ class AppState:
         self.busy: bool = False
         self._ids = itertools.count(1)
         self._result_ids = itertools.count(1)
+        self._undo: list[tuple[list[RoiEntry], float]] = []
+        self._redo: list[tuple[list[RoiEntry], float]] = []
 
     # ------------------------------------------------------------------ image and plane
     def set_image(self, image: "Image") -> None:
@@ -188,6 +202,8 @@ class AppState:
         self.plane = {a: 0 for a, _ in plane_axes(image.axes, image.data.shape)}
         self.rois = []
         self.selected_roi = None
+        self._undo, self._redo = [], []
+        self.undo_changed.emit()
         self.results = []
         self._result_ids = itertools.count(1)       # result numbers start at #1 per image
         self.current_result = None
@@ -237,8 +253,47 @@ class AppState:
         shp = dict(zip(self.image.axes, self.image.data.shape))
         return shp["Y"], shp["X"]
 
+    # ------------------------------------------------------------------ undo / redo
+    def _snapshot(self) -> tuple[list[RoiEntry], float]:
+        return [RoiEntry(e.id, _copy_shape(e.shape)) for e in self.rois], self.feather
+
+    def _remember(self) -> None:
+        """Called before every change of the regions: the state to go back to."""
+        self._undo.append(self._snapshot())
+        del self._undo[:-_UNDO_DEPTH]
+        self._redo.clear()
+        self.undo_changed.emit()
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> bool:
+        """Back to the regions before the last change; False when there is nothing to undo."""
+        return self._step(self._undo, self._redo)
+
+    def redo(self) -> bool:
+        """Forward again after an undo; False when there is nothing to redo."""
+        return self._step(self._redo, self._undo)
+
+    def _step(self, source: list, target: list) -> bool:
+        if not source:
+            return False
+        target.append(self._snapshot())
+        self.rois, feather = source.pop()
+        self.set_feather(feather)
+        if self.selected_roi not in {e.id for e in self.rois}:
+            self.selected_roi = None
+            self.selection_changed.emit(None)
+        self.rois_changed.emit()
+        self.undo_changed.emit()
+        return True
+
     # ------------------------------------------------------------------ ROIs
     def add_roi(self, shape: Roi) -> int:
+        self._remember()
         rid = next(self._ids)
         self.rois.append(RoiEntry(rid, shape))
         self.selected_roi = rid
@@ -250,12 +305,16 @@ class AppState:
         for entry in self.rois:
             if entry.id == rid:
                 if entry.shape != shape:
+                    self._remember()
                     entry.shape = shape
                     self.rois_changed.emit()
                 return
         raise KeyError(rid)
 
     def remove_roi(self, rid: int) -> None:
+        if all(e.id != rid for e in self.rois):
+            return
+        self._remember()
         before = len(self.rois)
         self.rois = [e for e in self.rois if e.id != rid]
         if len(self.rois) != before:
@@ -266,6 +325,7 @@ class AppState:
 
     def clear_rois(self) -> None:
         if self.rois:
+            self._remember()
             self.rois = []
             self.selected_roi = None
             self.selection_changed.emit(None)
@@ -284,11 +344,11 @@ class AppState:
 
     def roi_set(self) -> RoiSet:
         """The ROIs as core.roi sees them (copies, so a running job is not changed under it)."""
-        return RoiSet([replace(e.shape) if not isinstance(e.shape, Polygon)
-                       else Polygon(list(e.shape.points)) for e in self.rois], self.feather)
+        return RoiSet([_copy_shape(e.shape) for e in self.rois], self.feather)
 
     def set_roi_set(self, rois: RoiSet, *, append: bool = False) -> None:
         """Replace (or extend) the ROIs, e.g. from a ROI file or the blurred-region detector."""
+        self._remember()
         if not append:
             self.rois = []
         for shape in rois.rois:

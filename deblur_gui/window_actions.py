@@ -13,6 +13,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from deblur_gui.dialogs import show_about
+from deblur_gui.help import show_guide, show_shortcuts
 from deblur_gui.roi_tools import Tool, tool_icon
 from deblur_gui.viewer import COLORMAPS
 
@@ -54,6 +55,12 @@ class WindowActions:
                                           "Save the marked regions to a region file (.roi.json)")
         self.act_quit = self._action("&Quit", self.close, K.Quit)
 
+        self.act_undo = self._action("&Undo", self.state.undo, K.Undo,
+                                     "Undo the last change of the regions (drawing, editing, "
+                                     "deleting, clearing, loading, detecting)")
+        self.act_redo = self._action("&Redo", self.state.redo, "Ctrl+Shift+Z",
+                                     "Redo the change just undone")
+        self.act_redo.setShortcuts([QtGui.QKeySequence("Ctrl+Shift+Z"), QtGui.QKeySequence("Ctrl+Y")])
         self.act_delete = self._action("&Delete selected region", self.delete_selected_roi,
                                        QtGui.QKeySequence.StandardKey.Delete, "Remove the selected region")
         self.act_clear = self._action("&Clear all regions", self.state.clear_rois, None, "Remove every region")
@@ -100,6 +107,10 @@ class WindowActions:
                                         "Use a model trained with deblur-train (.safetensors)")
 
         self.act_about = self._action("&About deblur", lambda: show_about(self))
+        self.act_guide = self._action("&User guide", lambda: show_guide(self), K.HelpContents,
+                                      "How to use deblur, step by step (works offline)")
+        self.act_shortcuts = self._action("&Keyboard shortcuts", lambda: show_shortcuts(self),
+                                          None, "Every shortcut of the application")
         for a in self.findChildren(QtGui.QAction):
             self.addAction(a)  # shortcuts work even when a panel has focus
 
@@ -119,6 +130,14 @@ class WindowActions:
         m.addAction(self.act_save_rois)
         m.addSeparator()
         m.addAction(self.act_quit)
+
+        m = mb.addMenu("&Edit")
+        m.addAction(self.act_undo)
+        m.addAction(self.act_redo)
+        m.addSeparator()
+        m.addAction(self.act_delete)
+        m.addAction(self.act_clear)
+        self.edit_menu = m
 
         m = mb.addMenu("&Regions")
         for tool in Tool.ALL:
@@ -156,6 +175,9 @@ class WindowActions:
         for menu in (self.sample_menu, self.sample_menu_file):
             menu.aboutToShow.connect(lambda menu=menu: self._fill_samples(menu))
             self._fill_samples(menu)
+        m.addSeparator()
+        m.addAction(self.act_guide)
+        m.addAction(self.act_shortcuts)
         m.addSeparator()
         m.addAction(self.act_about)
 
