@@ -396,6 +396,8 @@ def write_tiff(tmp: Path, data: np.ndarray, image: Image) -> None:
             ij.setdefault("unit", "um")
         if t_step is not None:
             ij["finterval"] = t_step
+        if isinstance(meta.get("info"), str):
+            ij["Info"] = meta["info"]          # Fiji: Image > Show Info (how the file was made)
         tifffile.imwrite(tmp, data, imagej=True, metadata=ij, **kwargs)
         return
     ome: dict[str, Any] = {"axes": axes}

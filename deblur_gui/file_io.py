@@ -180,11 +180,16 @@ class FileIO:
     # ------------------------------------------------------------------ results
 
     def default_save_path(self) -> Path:
-        """`<name>_deblurred.tif` beside the original."""
+        """`<name>_deblurred.tif` in the folder the user last saved a result to, else beside
+        the original."""
         img = self.state.image
-        if img is None or img.path is None:
-            return Path(self.settings.last_folder()) / "restored_deblurred.tif"
-        return img.path.with_name(f"{img.path.stem}_deblurred.tif")
+        name = f"{img.path.stem}_deblurred.tif" if img is not None and img.path is not None \
+            else "restored_deblurred.tif"
+        folder = self.settings.last_save_folder()
+        if folder is None:
+            folder = img.path.parent if img is not None and img.path is not None \
+                else Path(self.settings.last_folder())
+        return folder / name
 
     def save_result_dialog(self) -> None:
         if self.state.result() is None:
@@ -220,7 +225,7 @@ class FileIO:
             self.error(f"Cannot save '{path.name}': {exc}", traceback.format_exc())
             return None
         self.saved_results.add(result.id)
-        self.settings.set_last_folder(path.parent)
+        self.settings.set_last_save_folder(path.parent)
         log.info("Saved %s", written)
         self.statusBar().showMessage(f"Saved {Path(written).name}", 8000)
         return Path(written)

@@ -71,6 +71,14 @@ class Settings:
     def set_last_folder(self, folder: str | Path) -> None:
         self.q.setValue("files/last_folder", str(folder))
 
+    def last_save_folder(self) -> Path | None:
+        """Where the user last saved a restored image (None: never, or it is gone)."""
+        folder = self._get("files/last_save_folder", "", str)
+        return Path(folder) if folder and Path(folder).is_dir() else None
+
+    def set_last_save_folder(self, folder: str | Path) -> None:
+        self.q.setValue("files/last_save_folder", str(folder))
+
     # ------------------------------------------------------------------ model and run
     def model(self) -> str:
         from core.models.registry import default_model_name

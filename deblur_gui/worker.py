@@ -19,6 +19,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from core.metrics import region_sharpness
+from core.provenance import attach, record
 from core.roi import RoiSet, roi_mask
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -148,7 +149,10 @@ class RestoreJob(QtCore.QThread):
             area = h * w
         else:
             area = int((roi_mask(RoiSet(req.rois.rois, feather=0), (h, w)) > 0).sum())
-        image = _with_data(req.image, data)
+        image = attach(_with_data(req.image, data), record(
+            model=req.model, weights=req.weights, params=req.params, rois=req.rois, seed=req.seed,
+            tile=req.tile, overlap=req.overlap, device=req.device, source=req.image.path,
+            planes=req.plane_description))
         return RunOutput(data=data, image=image, seconds=seconds,
                          device_label=device_label(model.device), megapixels=area * n_planes / 1e6,
                          sharpness=sharp)

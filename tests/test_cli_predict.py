@@ -164,3 +164,26 @@ def test_help_says_each_default_once_and_never_none(command, capsys):
     assert not re.search(r"\(default[ :][^)]*\)\s*\(default", text)
     if command == "predict":
         assert "(default: 0)" in text                          # --seed keeps its real default
+
+
+def test_output_records_model_weights_settings_regions_and_seed(blurred_field, tmp_path, capsys):
+    """`deblur info` tells how a file was made, down to the checksum of the weights."""
+    import hashlib
+
+    from core.models.registry import get_entry
+
+    path, roi, _ = blurred_field
+    out = tmp_path / "o.tif"
+    assert main(["predict", str(path), "-o", str(out), "--roi", str(roi), "--seed", "7", "-q",
+                 "--param", "orientations=1"]) == 0
+    rec = read_image(out).metadata["provenance"]
+    shipped = get_entry("comi").default_weights
+    assert rec["model"] == "comi" and rec["seed"] == 7 and rec["settings"] == {"orientations": 1}
+    assert rec["weights"]["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert rec["regions"]["rois"] and rec["source"] == str(path)
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "model: comi, comi.safetensors (shipped weights" in text and "seed 7" in text
+    assert main(["info", str(path)]) == 2                      # not written by deblur: says so
+    assert "no deblur record" in capsys.readouterr().err

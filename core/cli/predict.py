@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     from core.devices import DeviceError
     from core.engine import restore
     from core.io import ImageError, read_image, same_file, write_image
-    from core.models.registry import default_model_name, get_entry, load_model
+    from core.models.registry import check_params, default_model_name, get_entry, load_model
+    from core.provenance import attach, record
     from core.roi import RoiError, roi_mask
 
     out = Path(args.out)
@@ -147,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         args.model = default_model_name()
     try:
-        get_entry(args.model)
-        model = load_model(args.model, weights=args.weights, device=args.device, **model_params(args))
+        settings = check_params(get_entry(args.model), model_params(args))
+        model = load_model(args.model, weights=args.weights, device=args.device, **settings)
     except (ValueError, DeviceError) as exc:
         raise UserError(str(exc)) from None
 
@@ -175,6 +176,9 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 if bar is not None:
                     bar.close()
+            result = attach(result, record(
+                model=args.model, weights=args.weights, params=settings, rois=rois, seed=args.seed,
+                tile=args.tile, overlap=args.overlap, device=args.device, source=inp))
             write_image(dest, result, overwrite=args.overwrite)
             if not args.quiet:
                 print(f"{inp} -> {dest}", file=sys.stderr)

@@ -77,6 +77,27 @@ def test_save_and_reopen_keeps_dtype_shape_and_never_overwrites(window, small_ti
     assert png is not None and png.stat().st_size > 1000
 
 
+def test_saved_result_records_how_it_was_made_and_save_remembers_the_folder(window, small_tif,
+                                                                            qtbot, tmp_path, capsys):
+    from core.cli import main
+
+    window.open_file(small_tif)
+    window.state.add_roi(Rect(10, 10, 50, 50))
+    _quick_rl(window)
+    with qtbot.waitSignal(window.run_finished, timeout=30000):
+        window.start_run()
+    elsewhere = tmp_path / "results"
+    elsewhere.mkdir()
+    saved = window.save_result(elsewhere / "mine.tif")
+    rec = read_image(saved).metadata["provenance"]
+    assert rec["model"] == "richardson-lucy" and rec["source"] == str(small_tif)
+    assert rec["settings"]["iterations"] == window.state.model_params["iterations"]
+    assert rec["regions"]["rois"] == [{"type": "rect", "x": 10, "y": 10, "w": 50, "h": 50}]
+    assert main(["info", str(saved)]) == 0
+    assert "model: richardson-lucy" in capsys.readouterr().out
+    assert window.default_save_path() == elsewhere / "cells_deblurred.tif"   # remembered
+
+
 def test_cancel_mid_run_changes_nothing(window, big_tif, qtbot):
     _slow_setup(window, big_tif)
     with qtbot.waitSignal(window.run_finished, timeout=60000) as blocker:
