@@ -170,11 +170,13 @@ class FileIO:
             self.error(f"Weights file not found: {path}")
             return False
         try:
-            self.model_panel.use_weights(path)
+            what = self.model_panel.use_weights(path)
         except ValueError as exc:
-            self.error(f"Could not use {path.name}: {exc}")
+            reason = str(exc).replace(f"weights file {path} ", "it ").replace(str(path), path.name)
+            self.error(f"Could not use {path.name}: {reason}. The model and weights in use did not "
+                       "change.", getattr(exc, "detail", ""))
             return False
-        log.info("Using weights %s for %s", path.name, self.state.model_name)
+        log.info(what)
         return True
 
     # ------------------------------------------------------------------ results

@@ -120,6 +120,11 @@ class ModelPanel(QtWidgets.QWidget):
         weights_row.addWidget(self.weights_btn)
         weights_row.addWidget(self.builtin_btn)
         layout.addLayout(weights_row)
+        self.notice = QtWidgets.QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("QLabel { color: #fdd663; }")
+        self.notice.setVisible(False)
+        layout.addWidget(self.notice)
 
         self.params_box = QtWidgets.QGroupBox("Settings")
         self.params_form = QtWidgets.QFormLayout(self.params_box)
@@ -229,6 +234,7 @@ class ModelPanel(QtWidgets.QWidget):
         entry = self.entries[name]
         weights = getattr(self, "_pending_weights", None)
         self._pending_weights = None
+        self.show_notice("")
         self._build_params(entry)
         self.state.set_model(name, self.current_params(), weights)
         self.settings.set_model(name)
@@ -334,20 +340,40 @@ class ModelPanel(QtWidgets.QWidget):
         return message[:1].upper() + message[1:]
 
     # ------------------------------------------------------------------ weights
-    def use_weights(self, path: Path) -> None:
-        """Run with a user's weights file; if its card names another model, switch to it."""
-        from core.models.registry import read_card
+    def use_weights(self, path: Path) -> str:
+        """Run with a user's weights file, checked first (a WeightsError in plain words if it
+        cannot be used); if it was trained for another model, switch to that model. Returns
+        what happened, in plain words, also shown in the panel."""
+        from core.models.registry import load_network
 
-        card = read_card(path)
-        name = card.get("model") if isinstance(card, dict) else None
-        if name in self.entries and name != self.state.model_name:
-            self.select_model(name, weights=Path(path))
+        path = Path(path)
+        net, card = load_network(path)                  # the whole file: damaged or foreign fails here
+        del net
+        name = card["model"]
+        entry = self.entries.get(name)
+        if entry is None:
+            raise ValueError(f"{path.name} holds a {name!r} model, which this installation "
+                             "does not have")
+        before = self.entries.get(self.state.model_name)
+        if name != self.state.model_name:
+            self.select_model(name, weights=path)
+            what = (f"Switched to {entry.display_name}: {path.name} was trained for that model, "
+                    f"not for {before.display_name if before else self.state.model_name}.")
         else:
-            self.state.set_model(self.state.model_name, self.current_params(), Path(path))
+            self.state.set_model(self.state.model_name, self.current_params(), path)
             self._update_card()
             self.refresh_run()
+            what = f"Using your weights {path.name} for {entry.display_name}."
+        self.show_notice(what)
+        return what
+
+    def show_notice(self, text: str) -> None:
+        """A plain sentence about what just changed in the panel (cleared by the next one)."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
 
     def use_builtin_weights(self) -> None:
+        self.show_notice("")
         self.state.set_model(self.state.model_name, self.current_params(), None)
         self._update_card()
         self.refresh_run()

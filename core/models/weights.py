@@ -37,7 +37,12 @@ CARD_KEY = "deblur_card"
 
 
 class WeightsError(ValueError):
-    """A weights file is missing, damaged, or does not fit the model; the message names the file."""
+    """A weights file is missing, damaged, or does not fit the model; the message names the file
+    in plain words, `detail` holds the technical reason (for a Details box), if any."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -111,7 +116,7 @@ def load_weights(path: str | Path, expected_model: str | None = None,
             state = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise WeightsError(f"weights file {path} is not a readable safetensors file "
-                           f"(damaged, truncated or another format): {exc}") from None
+                           "(damaged, truncated or another format)", detail=str(exc)) from None
 
     card_text = meta.get(CARD_KEY)
     side = path.with_suffix(".json")

@@ -177,6 +177,8 @@ def test_load_weights_trained_elsewhere_and_run(window, small_tif, tmp_path, qtb
     window.select_model("richardson-lucy")
     assert window.load_weights(weights)
     assert window.state.model_name == "cyclegan" and window.state.weights == weights
+    notice = window.model_panel.notice
+    assert notice.isVisible() and "Switched to CycleGAN" in notice.text() and "Richardson-Lucy" in notice.text()
     assert "synthetic nuclei (test)" in window.model_panel.card.text()
     assert "mine.safetensors" in window.model_panel.weights_label.text()
     with qtbot.waitSignal(window.run_finished, timeout=60000) as blocker:
@@ -185,3 +187,16 @@ def test_load_weights_trained_elsewhere_and_run(window, small_tif, tmp_path, qtb
     assert window.state.result().weights == weights
     assert not window.load_weights(tmp_path / "model.pth")  # pickles are refused with a reason
     assert "safetensors" in window.last_error_text
+
+
+def test_a_damaged_weights_file_is_explained_and_changes_nothing(window, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\xff" * 64)                     # safetensors: "header too large"
+    window.select_model("comi")
+    assert not window.load_weights(bad)
+    text = window.last_error_text
+    assert "broken.safetensors" in text and "damaged, truncated or another format" in text
+    assert "header" not in text and "deserializ" not in text    # the technical part: Details only
+    assert "did not change" in text
+    assert window.state.model_name == "comi" and window.state.weights is None
+    assert not window.model_panel.notice.isVisible()
