@@ -21,7 +21,7 @@ from core.defaults import DEFAULT_FEATHER
 __all__ = [
     "Rect", "Ellipse", "Polygon", "Roi", "RoiSet", "RoiError", "DEFAULT_FEATHER", "ROI_SUFFIX",
     "load_rois", "save_rois", "parse_rect", "roi_mask", "bounding_rows", "rois_to_dict", "rois_from_dict",
-    "sidecar_path", "polygon_pixels", "simplify_polygon",
+    "sidecar_path", "polygon_pixels", "simplify_polygon", "work_megapixels",
 ]
 
 
@@ -303,6 +303,20 @@ def polygon_pixels(points: Sequence[tuple[float, float]] | np.ndarray, shape: tu
     ok = (vr >= 0) & (vr < ny) & (vc >= 0) & (vc < nx)
     inside[vr[ok], vc[ok]] = True
     return r0, c0, inside
+
+
+def work_megapixels(rois: RoiSet | None, shape: tuple[int, int]) -> float:
+    """About how much of a (H, W) plane a restoration computes: the ROIs' bounding boxes inside
+    the plane (the whole plane without ROIs), in megapixels. The GUI's time estimate and its
+    measured speed both use this, so one predicts the other."""
+    h, w = int(shape[0]), int(shape[1])
+    if rois is None or not rois.rois:
+        return h * w / 1e6
+    area = 0.0
+    for roi in rois.rois:
+        x0, y0, x1, y1 = roi.bounds()
+        area += max(0.0, min(x1, w) - max(x0, 0.0)) * max(0.0, min(y1, h) - max(y0, 0.0))
+    return min(area, float(h * w)) / 1e6
 
 
 def bounding_rows(mask: np.ndarray) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
+from core.roi import work_megapixels
 from deblur_gui.state import AppState, describe_params, format_duration
 
 __all__ = ["ModelPanel", "describe_card", "KIND_WORDS"]
@@ -477,21 +478,29 @@ class ModelPanel(QtWidgets.QWidget):
         entry = self.entries.get(self.state.model_name)
         if entry is None or self.state.image is None:
             return ""
-        h, w = self.state.image_size
-        if self.state.rois:
-            area = 0.0
-            for e in self.state.rois:
-                x0, y0, x1, y1 = e.shape.bounds()
-                area += max(0.0, min(x1, w) - max(x0, 0)) * max(0.0, min(y1, h) - max(y0, 0))
-            area = min(area, h * w)
-        else:
-            area = float(h * w)
+        mpix = self._work_megapixels()
+        seconds = self.expected_seconds()
+        if seconds is not None:
+            return (f"Expected time on this computer: {format_duration(seconds, rough=True)} "
+                    f"({mpix:.2f} megapixels).")
+        return f"Expected speed: {_GUESS.get(entry.kind, 'unknown')} ({mpix:.2f} megapixels to do)."
+
+    def _work_megapixels(self) -> float:
         planes = 1
         if self.state.all_planes:
             for _, n in self.state.plane_axes():
                 planes *= n
-        mpix = area * planes / 1e6
-        speed = self.settings.speed(entry.name, self.resolved_device(), self.current_params())
-        if speed:
-            return f"Expected time on this computer: {format_duration(mpix / speed, rough=True)} ({mpix:.2f} megapixels)."
-        return f"Expected speed: {_GUESS.get(entry.kind, 'unknown')} ({mpix:.2f} megapixels to do)."
+        rois = self.state.roi_set() if self.state.rois else None
+        return work_megapixels(rois, self.state.image_size) * planes
+
+    def expected_seconds(self) -> float | None:
+        """The run's expected time from what this machine measured for this model, device and
+        settings: loading the model, then the megapixels at the measured speed (None: never run)."""
+        if self.state.image is None:
+            return None
+        device = self.resolved_device()
+        speed = self.settings.speed(self.state.model_name, device, self.current_params())
+        if not speed:
+            return None
+        load = self.settings.load_seconds(self.state.model_name, device) or 0.0
+        return load + self._work_megapixels() / speed

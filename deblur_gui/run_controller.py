@@ -19,9 +19,22 @@ from deblur_gui.settings import Settings
 from deblur_gui.state import AppState, describe_params, format_duration, roi_label
 from deblur_gui.worker import RestoreJob, RunOutput, RunRequest
 
-__all__ = ["RunController"]
+__all__ = ["RunController", "time_left"]
 
 log = logging.getLogger("deblur.gui")
+
+
+def time_left(done: int, total: int, did: int, elapsed: float, expected: float | None,
+              since_start: float) -> float:
+    """Seconds left: the progress so far (`did` tiles in `elapsed` s) extrapolated, blended with
+    what this machine measured for the model and settings (`expected` s for the whole run,
+    `since_start` s gone). Early ticks say little (a diffusion model's first pass is its
+    cheapest), so the record counts most at first and the progress most near the end."""
+    by_progress = elapsed / max(did, 1) * (total - done)
+    if expected is None:
+        return by_progress
+    share = done / max(total, 1)
+    return share * by_progress + (1 - share) * max(0.0, expected - since_start)
 
 
 class RunController(QtCore.QObject):
@@ -46,6 +59,8 @@ class RunController(QtCore.QObject):
         self.show_status, self.show_error = show_status, show_error
         self.job: RestoreJob | None = None
         self._progress_started: float | None = None
+        self._run_started = 0.0
+        self._expected: float | None = None
         self._progress_first_done = 0
         self.progress = QtWidgets.QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -94,6 +109,8 @@ class RunController(QtCore.QObject):
         job.cancelled.connect(self._on_cancelled)
         self.job = job
         self._progress_started = None
+        self._run_started = time.perf_counter()
+        self._expected = self.model_panel.expected_seconds()
         self.state.set_busy(True)
         self.progress.setRange(0, 0)
         self.progress.setFormat("Starting\u2026")
@@ -135,7 +152,7 @@ class RunController(QtCore.QObject):
         elapsed = now - self._progress_started
         did = done - self._progress_first_done
         if did > 0 and done < total:
-            remaining = elapsed / did * (total - done)
+            remaining = time_left(done, total, did, elapsed, self._expected, now - self._run_started)
             self.eta.setText(f"about {format_duration(remaining)} left")
         elif done >= total:
             self.eta.setText("finishing\u2026")
@@ -160,9 +177,11 @@ class RunController(QtCore.QObject):
         result = self.state.add_result(model=req.model, params=req.params, device=out.device_label,
                                        image=out.image, seconds=out.seconds, scope=scope,
                                        rois=req.rois, weights=req.weights, sharpness=out.sharpness)
-        if out.megapixels > 0 and out.seconds > 0:
-            self.settings.set_speed(req.model, self.model_panel.resolved_device(),
-                                    out.megapixels / out.seconds, req.params)
+        compute = out.seconds - out.load_seconds
+        if out.megapixels > 0 and compute > 0:
+            device = self.model_panel.resolved_device()
+            self.settings.set_speed(req.model, device, out.megapixels / compute, req.params)
+            self.settings.set_load_seconds(req.model, device, out.load_seconds)
             self.model_panel.refresh_run()
         log.info("Done in %.1f s on %s: %s", out.seconds, out.device_label, result.label)
         for label, before, after in out.sharpness:

@@ -134,6 +134,14 @@ class Settings:
                   params: dict[str, Any] | None = None) -> None:
         self.q.setValue(_speed_key(model, device, params), float(mpix_per_s))
 
+    def load_seconds(self, model: str, device: str) -> float | None:
+        """Seconds it took to load a model onto a device here (None if never measured)."""
+        value = self._get(f"speed/{model}/{device}/load_s", -1.0, float)
+        return value if value >= 0 else None
+
+    def set_load_seconds(self, model: str, device: str, seconds: float) -> None:
+        self.q.setValue(f"speed/{model}/{device}/load_s", float(seconds))
+
     # ------------------------------------------------------------------ view
     def colormap(self) -> str:
         return self._get("view/colormap", "Grey", str)

@@ -20,7 +20,7 @@ from PySide6 import QtCore
 
 from core.metrics import region_sharpness
 from core.provenance import attach, record
-from core.roi import RoiSet, roi_mask
+from core.roi import RoiSet, work_megapixels
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = ["RunRequest", "RunOutput", "RestoreJob", "plain_error"]
@@ -50,7 +50,8 @@ class RunRequest:
 class RunOutput:
     data: np.ndarray                            # the whole restored array, original shape and dtype
     image: Any                                  # core.io.Image with that data
-    seconds: float
+    seconds: float                              # the whole run, loading the model included
+    load_seconds: float                         # of which loading the model
     device_label: str
     megapixels: float                           # area actually computed, for the speed estimate
     sharpness: list[tuple[str, float, float]]   # per ROI on the shown plane: (label, before, after)
@@ -116,6 +117,7 @@ class RestoreJob(QtCore.QThread):
         t0 = time.perf_counter()
         self.status.emit(f"Loading {req.model}...")
         model = load_model(req.model, weights=req.weights, device=req.device, **req.params)
+        load_seconds = time.perf_counter() - t0
         if self.cancel_event.is_set():
             raise engine.Cancelled("cancelled by the user")
         self.status.emit(f"Restoring with {req.model}...")
@@ -145,16 +147,13 @@ class RestoreJob(QtCore.QThread):
         sharp = region_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
 
         h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
-        if req.rois is None or not req.rois.rois:
-            area = h * w
-        else:
-            area = int((roi_mask(RoiSet(req.rois.rois, feather=0), (h, w)) > 0).sum())
         image = attach(_with_data(req.image, data), record(
             model=req.model, weights=req.weights, params=req.params, rois=req.rois, seed=req.seed,
             tile=req.tile, overlap=req.overlap, device=req.device, source=req.image.path,
             planes=req.plane_description))
-        return RunOutput(data=data, image=image, seconds=seconds,
-                         device_label=device_label(model.device), megapixels=area * n_planes / 1e6,
+        return RunOutput(data=data, image=image, seconds=seconds, load_seconds=load_seconds,
+                         device_label=device_label(model.device),
+                         megapixels=work_megapixels(req.rois, (h, w)) * n_planes,
                          sharpness=sharp)
 
 
