@@ -16,7 +16,7 @@ from skimage.metrics import structural_similarity
 
 from core.roi import RoiSet, roi_mask
 
-__all__ = ["psnr", "ssim", "sharpness", "region_sharpness", "batch_metrics"]
+__all__ = ["psnr", "ssim", "sharpness", "region_sharpness", "sample_spread", "batch_metrics"]
 
 
 def _as_float(x: Any) -> np.ndarray:
@@ -180,3 +180,15 @@ def region_sharpness(before: np.ndarray, after: np.ndarray, rois: RoiSet | None,
 def _mono(plane: np.ndarray) -> np.ndarray:
     """RGB planes are scored on their mean intensity."""
     return plane.mean(axis=-1) if plane.ndim == 3 else plane
+
+
+def sample_spread(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-pixel standard deviation over several results of the same restoration that differ
+    only by chance (a diffusion model's seeds), float32: where the samples disagree, the model
+    is guessing; where they agree (0), the input decided. RGB planes: mean over the samples."""
+    stack = np.stack([np.asarray(s, dtype=np.float32) for s in samples])
+    if stack.ndim == 4:
+        stack = stack.mean(axis=-1)
+    if len(stack) < 2:
+        raise ValueError("the spread needs at least two samples")
+    return stack.std(axis=0).astype(np.float32)

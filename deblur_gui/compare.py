@@ -14,13 +14,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from core.metrics import sample_spread
 from deblur_gui.roi_layer import outline_item
 from deblur_gui.state import AppState, Result
 from deblur_gui.viewer import DIFFERENCE_CMAP, ImageCanvas, colormap
 
 __all__ = ["CompareView", "MODES"]
 
-MODES = ("Side by side", "Swipe", "Difference")
+MODES = ("Side by side", "Swipe", "Difference", "Spread")
 
 
 class CompareView(QtWidgets.QWidget):
@@ -110,6 +111,15 @@ class CompareView(QtWidgets.QWidget):
             "<span style='color:#1e88e5'>\u25a0</span> blue: darker &nbsp; white: unchanged")
         self.diff_legend.setVisible(False)
         layout.addWidget(self.diff_legend)
+        # spread: where several samples of a diffusion model (other seeds) disagree
+        self.spread = ImageCanvas(histogram=True, title="Spread between samples")
+        self.stack.addWidget(self.spread)
+        self.spread_legend = QtWidgets.QLabel(
+            "Bright: the samples disagree (the model is guessing there); dark: they agree. "
+            "Use \u201cSample again\u201d to add samples.")
+        self.spread_legend.setWordWrap(True)
+        self.spread_legend.setVisible(False)
+        layout.addWidget(self.spread_legend)
 
         self.table = QtWidgets.QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Region", "Sharpness before", "after", "change"])
@@ -129,7 +139,7 @@ class CompareView(QtWidgets.QWidget):
         self.empty.setStyleSheet("color: #9aa0a6; font-size: 13pt;")
         layout.addWidget(self.empty)
 
-        for canvas in (self.left, self.right, self.swipe, self.diff):
+        for canvas in (self.left, self.right, self.swipe, self.diff, self.spread):
             canvas.hovered.connect(self.hovered)
         self.results.currentIndexChanged.connect(self._on_result_chosen)
         self.remove_btn.clicked.connect(self._remove_current)
@@ -170,12 +180,14 @@ class CompareView(QtWidgets.QWidget):
         self.mode_buttons[mode].setChecked(True)
         self.stack.setCurrentIndex(MODES.index(mode))
         self.diff_legend.setVisible(mode == "Difference")
+        self.spread_legend.setVisible(mode == "Spread")
         new = self._active_canvas()
         if old is not new and old.data is not None:
             new.vb.setRange(QtCore.QRectF(*_range_rect(old.vb)), padding=0)
 
     def _active_canvas(self) -> ImageCanvas:
-        return {"Side by side": self.right, "Swipe": self.swipe, "Difference": self.diff}[self.mode]
+        return {"Side by side": self.right, "Swipe": self.swipe, "Difference": self.diff,
+                "Spread": self.spread}[self.mode]
 
     # ------------------------------------------------------------------ content
     def current(self) -> Result | None:
@@ -197,7 +209,7 @@ class CompareView(QtWidgets.QWidget):
             self.results.setCurrentIndex(idx)
             self.results.blockSignals(False)
         if not has:
-            for c in (self.left, self.right, self.swipe, self.diff):
+            for c in (self.left, self.right, self.swipe, self.diff, self.spread):
                 c.set_data(None)
             self.swipe_top.clear()
             self.table.setRowCount(0)
@@ -210,7 +222,7 @@ class CompareView(QtWidgets.QWidget):
         for c, data in ((self.left, before), (self.right, after), (self.swipe, before)):
             c.set_data(data, levels=levels)
         pix = self.state.image.pixel_size
-        for c in (self.left, self.right, self.swipe, self.diff):
+        for c in (self.left, self.right, self.swipe, self.diff, self.spread):
             c.set_pixel_size(pix[1] if pix else None)
         self._sync_levels(self.right.levels())
         self.swipe_top.setImage(after, autoLevels=False, levels=self.right.levels())
@@ -218,8 +230,31 @@ class CompareView(QtWidgets.QWidget):
             self.swipe_line.setValue(before.shape[1] / 2)
         self._update_swipe()
         self._show_difference(before, after)
+        self._show_spread(result)
         self._fill_table(result)
         self._draw_outlines(result)
+
+    def samples_of(self, result: Result) -> list[Result]:
+        """The results that differ from `result` only by their seed (itself included)."""
+        if result.seed is None:
+            return [result]
+        return [r for r in self.state.results if r.seed is not None and r.same_run_as(result)]
+
+    def _show_spread(self, result: Result) -> None:
+        samples = self.samples_of(result)
+        button = self.mode_buttons["Spread"]
+        button.setEnabled(len(samples) >= 2)
+        button.setText(f"Spread ({len(samples)} samples)" if len(samples) >= 2 else "Spread")
+        button.setToolTip("Where samples with other seeds disagree (diffusion models; use "
+                          "\u201cSample again\u201d)")
+        if len(samples) < 2:
+            self.spread.set_data(None)
+            if self.mode == "Spread":
+                self.set_mode("Side by side")
+            return
+        spread = sample_spread([self.state.current_plane(r.image.data) for r in samples])
+        top = float(np.percentile(spread, 99.8)) or 1.0
+        self.spread.set_data(spread, levels=(0.0, top))
 
     def _draw_outlines(self, result: Result | None) -> None:
         """Dashed outlines of the regions the result was computed for, on every view."""
@@ -228,7 +263,7 @@ class CompareView(QtWidgets.QWidget):
         self._outlines = []
         if result is None or result.rois is None or not self.show_outlines:
             return
-        for canvas in (self.left, self.right, self.swipe, self.diff):
+        for canvas in (self.left, self.right, self.swipe, self.diff, self.spread):
             for shape in result.rois.rois:
                 item = outline_item(shape)
                 canvas.vb.addItem(item, ignoreBounds=True)

@@ -89,6 +89,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.settings = settings
         self.entries: dict[str, Any] = {}
         self.param_widgets: dict[str, QtWidgets.QWidget] = {}
+        self.seed_box: QtWidgets.QSpinBox | None = None
+        self.sample_again_btn: QtWidgets.QPushButton | None = None
         self._loading = False
 
         layout = QtWidgets.QVBoxLayout(self)
@@ -254,7 +256,26 @@ class ModelPanel(QtWidgets.QWidget):
             widget.setToolTip(p.help[:1].upper() + p.help[1:] if p.help else "")
             self.param_widgets[key] = widget
             self.params_form.addRow(label, widget)
-        self.params_box.setVisible(bool(entry.params))
+        if entry.kind == "diffusion":
+            # a diffusion model draws one of many plausible results: the seed picks which, the
+            # same seed gives the same result, "Sample again" draws another one to compare
+            self.seed_box = QtWidgets.QSpinBox()
+            self.seed_box.setRange(0, 2**31 - 1)
+            self.seed_box.setValue(self.state.seed)
+            self.seed_box.setToolTip("The same seed gives the same result; another seed, another "
+                                     "plausible sample")
+            self.seed_box.valueChanged.connect(self.state.set_seed)
+            self.sample_again_btn = QtWidgets.QPushButton("Sample again")
+            self.sample_again_btn.setToolTip("Run again with a new seed; Compare > Spread then "
+                                             "shows where the samples disagree")
+            self.sample_again_btn.clicked.connect(self.sample_again)
+            row = QtWidgets.QHBoxLayout()
+            row.addWidget(self.seed_box, 1)
+            row.addWidget(self.sample_again_btn)
+            self.params_form.addRow("Seed", row)
+        else:
+            self.seed_box = self.sample_again_btn = None
+        self.params_box.setVisible(bool(entry.params) or entry.kind == "diffusion")
 
     def _editor(self, p: Any, value: Any) -> QtWidgets.QWidget:
         """A widget for one registry Param: choices -> combo, bool -> check, int/float -> spin."""
@@ -367,6 +388,17 @@ class ModelPanel(QtWidgets.QWidget):
             what = f"Using your weights {path.name} for {entry.display_name}."
         self.show_notice(what)
         return what
+
+    def is_stochastic(self, name: str) -> bool:
+        """Whether a model's result depends on the seed (a diffusion model samples)."""
+        entry = self.entries.get(name)
+        return entry is not None and entry.kind == "diffusion"
+
+    def sample_again(self) -> None:
+        """A new seed (the next one), then Restore."""
+        if self.seed_box is not None:
+            self.seed_box.setValue(self.seed_box.value() + 1)
+        self.run_requested.emit()
 
     def show_notice(self, text: str) -> None:
         """A plain sentence about what just changed in the panel (cleared by the next one)."""

@@ -100,6 +100,7 @@ class RunController(QtCore.QObject):
             plane_description=self.state.plane_description() if only_plane else "",
             shown_index=self.state.plane_index(),
             roi_labels=[f"{i}. {roi_label(e.shape)}" for i, e in enumerate(self.state.rois, 1)],
+            seed=self.state.seed,
         )
         job = RestoreJob(req, self)
         job.progress.connect(self._on_progress)
@@ -176,7 +177,8 @@ class RunController(QtCore.QObject):
         scope = req.plane_description or ("all planes" if self.state.plane_axes() else "")
         result = self.state.add_result(model=req.model, params=req.params, device=out.device_label,
                                        image=out.image, seconds=out.seconds, scope=scope,
-                                       rois=req.rois, weights=req.weights, sharpness=out.sharpness)
+                                       rois=req.rois, weights=req.weights, sharpness=out.sharpness,
+                                       seed=req.seed if self.model_panel.is_stochastic(req.model) else None)
         compute = out.seconds - out.load_seconds
         if out.megapixels > 0 and compute > 0:
             device = self.model_panel.resolved_device()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from core.models.registry import default_model_name
-from core.roi import Polygon, Rect, Roi, RoiSet
+from core.roi import Polygon, Rect, Roi, RoiSet, rois_to_dict
 from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -75,6 +75,7 @@ class Result:
     rois: RoiSet
     weights: Path | None = None
     sharpness: list[tuple[str, float, float]] = field(default_factory=list)  # (roi, before, after)
+    seed: int | None = None             # the sampling seed of a stochastic model (DDPM)
 
     @property
     def label(self) -> str:
@@ -85,7 +86,16 @@ class Result:
             base += f" [{self.weights.name}]"
         if shown:
             base += f" ({shown})"
+        if self.seed is not None:
+            base += f" seed {self.seed}"
         return f"{base} - {self.seconds:.1f} s"
+
+    def same_run_as(self, other: "Result") -> bool:
+        """Same model, weights, settings and regions: two results that differ only by chance
+        (a diffusion model's seed), whose spread shows where its samples disagree."""
+        return (self.model == other.model and self.weights == other.weights
+                and self.params == other.params and self.scope == other.scope
+                and rois_key(self.rois) == rois_key(other.rois))
 
 
 def describe_params(model: str, params: dict[str, Any]) -> str:
@@ -146,6 +156,11 @@ def _copy_shape(shape: Roi) -> Roi:
     return Polygon(list(shape.points)) if isinstance(shape, Polygon) else replace(shape)
 
 
+def rois_key(rois: RoiSet | None) -> str:
+    """A comparable fingerprint of a region set (None and empty: the whole image)."""
+    return "whole" if rois is None or not rois.rois else repr(rois_to_dict(rois))
+
+
 def plane_axes(axes: str, shape: tuple[int, ...]) -> list[tuple[str, int]]:
     """The axes a user steps through (T, Z, C...) with their sizes; Y, X and RGB samples excluded."""
     return [(a, n) for a, n in zip(axes, shape) if a not in _PLANE_AXES]
@@ -189,6 +204,7 @@ class AppState:
         self.tile: int = DEFAULT_TILE
         self.overlap: int = DEFAULT_OVERLAP
         self.all_planes: bool = False
+        self.seed: int = 0                  # sampling seed of stochastic models (DDPM)
         self.busy: bool = False
         self._ids = itertools.count(1)
         self._result_ids = itertools.count(1)
@@ -391,6 +407,9 @@ class AppState:
         self.model_params = dict(params or {})
         self.weights = weights
         self.model_changed.emit()
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
 
     def set_busy(self, busy: bool) -> None:
         if busy != self.busy:
