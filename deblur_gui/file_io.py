@@ -16,6 +16,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.io import same_file
+from core.region_files import IMAGEJ_SUFFIXES
 from core.roi import ROI_SUFFIX, sidecar_path
 from deblur_gui.dialogs import choose_save_path
 
@@ -24,12 +25,17 @@ __all__ = ["FileIO", "IMAGE_FILTER", "ROI_FILTER"]
 log = logging.getLogger("deblur.gui")
 
 IMAGE_FILTER = "Images (*.tif *.tiff *.png *.jpg *.jpeg);;TIFF (*.tif *.tiff);;All files (*)"
-ROI_FILTER = "Region files (*.roi.json *.json);;All files (*)"
+ROI_FILTER = ("Region files (*.roi.json *.json *.roi *.zip);;deblur regions (*.roi.json *.json);;"
+              "ImageJ/Fiji ROIs (*.roi *.zip);;All files (*)")
 
 
 def _outside(roi: Any, w: int, h: int) -> bool:
     x0, y0, x1, y1 = roi.bounds()
     return x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h
+
+
+def _is_region_file(path: Path) -> bool:
+    return path.name.endswith(".json") or path.suffix.lower() in IMAGEJ_SUFFIXES
 
 
 class FileIO:
@@ -101,14 +107,14 @@ class FileIO:
 
     def load_rois(self, path: str | Path) -> bool:
         """Replace the regions with those in a ROI file (DESIGN §2). Returns success."""
-        from core.roi import load_rois
+        from core.region_files import load_region_file
 
         path = Path(path)
         if self.state.image is None:
             self.error("Open an image before loading regions.")
             return False
         try:
-            rois = load_rois(path)
+            rois, skipped = load_region_file(path)
         except ValueError as exc:
             self.error(f"Could not load the regions: {exc}")
             return False
@@ -118,6 +124,8 @@ class FileIO:
         msg = f"Loaded {len(rois.rois)} region{'s' if len(rois.rois) != 1 else ''} from {path.name}"
         if outside:
             msg += f" ({len(outside)} lie outside the image and will have no effect)"
+        if skipped:
+            msg += f"; skipped {len(skipped)} that are not areas ({'; '.join(skipped)})"
         log.info(msg)
         self.statusBar().showMessage(msg, 6000)
         return True
@@ -133,7 +141,7 @@ class FileIO:
             self.save_rois(path)
 
     def save_rois(self, path: str | Path) -> bool:
-        from core.roi import save_rois
+        from core.region_files import save_region_file
 
         path = Path(path)
         img = self.state.image.path if self.state.image is not None else None
@@ -141,7 +149,7 @@ class FileIO:
             self.error("That is the original image: regions are saved in a separate .roi.json file.")
             return False
         try:
-            save_rois(path, self.state.roi_set())
+            save_region_file(path, self.state.roi_set())
         except (OSError, ValueError) as exc:
             self.error(f"Could not save the regions to {path.name}: {exc}")
             return False
@@ -309,12 +317,13 @@ class FileIO:
         self.open_paths(paths)
 
     def open_paths(self, paths: list[Path]) -> None:
-        """Dropped files: an image opens, a .json loads regions, a .safetensors loads weights."""
-        images = [p for p in paths if not p.name.endswith(".json") and p.suffix != ".safetensors"]
+        """Dropped files: an image opens, a region file (.json, ImageJ .roi/.zip) loads regions,
+        a .safetensors loads weights."""
+        images = [p for p in paths if not _is_region_file(p) and p.suffix != ".safetensors"]
         if images:
             self.open_file(images[0])
         for p in paths:
-            if p.name.endswith(".json"):
+            if _is_region_file(p):
                 self.load_rois(p)
             elif p.suffix == ".safetensors":
                 self.load_weights(p)

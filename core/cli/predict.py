@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="model name (see `deblur models`); default: the best shipped model")
     roi = p.add_argument_group("regions (default: the whole image)")
     roi.add_argument("--roi", action="append", default=[], metavar="FILE|x,y,w,h",
-                     help="a ROI file (JSON) or a rectangle x,y,w,h in pixels; may be repeated")
+                     help="a region file (deblur .roi.json, or ImageJ/Fiji .roi or .zip) or a "
+                          "rectangle x,y,w,h in pixels; may be repeated")
     roi.add_argument("--auto-roi", action="store_true", help="detect the blurred regions automatically")
     roi.add_argument("--feather", type=float, default=None,
                      help=f"edge softness in pixels (default: the ROI file's value, else {DEFAULT_FEATHER:g})")
@@ -64,7 +65,8 @@ def model_params(args: argparse.Namespace) -> dict:
 
 def _rois_from_args(args: argparse.Namespace, image) -> "object | None":
     """RoiSet from --roi / --auto-roi, or None for the whole field."""
-    from core.roi import RoiSet, load_rois, parse_rect
+    from core.region_files import IMAGEJ_SUFFIXES, load_region_file
+    from core.roi import RoiSet, parse_rect
 
     if args.auto_roi and args.roi:
         raise UserError("use either --roi or --auto-roi, not both")
@@ -76,8 +78,11 @@ def _rois_from_args(args: argparse.Namespace, image) -> "object | None":
         rois = RoiSet()
         feathers = []
         for item in args.roi:
-            if Path(item).suffix.lower() == ".json" or Path(item).exists():
-                loaded = load_rois(item)
+            if Path(item).suffix.lower() in (".json", *IMAGEJ_SUFFIXES) or Path(item).exists():
+                loaded, skipped = load_region_file(item)
+                if skipped:
+                    print(f"deblur: note: {item}: skipped {len(skipped)} ImageJ ROI(s) that are not "
+                          f"areas: {'; '.join(skipped)}", file=sys.stderr)
                 rois.rois.extend(loaded.rois)
                 feathers.append(loaded.feather)
             else:

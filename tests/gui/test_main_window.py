@@ -255,3 +255,17 @@ def test_a_fine_tuned_cards_training_counts_every_run():
     card = {"training": {"data": "synthetic", "steps": 4000, "wall_time_s": 2880.0, "device": "cpu",
                          "started_from": {"training": {"steps": 6800, "wall_time_s": 4380.0}}}}
     assert "Training: 10800 steps in 2 runs, 2.0 h, on cpu" in describe_card(card)
+
+
+def test_fiji_roi_sets_load_and_save(window, small_tif, tmp_path):
+    from roifile import ROI_TYPE, ImagejRoi, roiread, roiwrite
+
+    window.open_file(small_tif)
+    roiwrite(tmp_path / "RoiSet.zip", [ImagejRoi(roitype=ROI_TYPE.OVAL, left=5, top=6, right=45, bottom=36),
+                                      ImagejRoi(roitype=ROI_TYPE.POINT, name="spot")])
+    assert window.load_rois(tmp_path / "RoiSet.zip")
+    assert [e.shape for e in window.state.rois] == [Ellipse(5, 6, 40, 30)]
+    assert "skipped 1" in window.statusBar().currentMessage()
+    window.state.add_roi(Rect(50, 50, 20, 20))
+    assert window.save_rois(tmp_path / "out.zip")
+    assert [r.roitype for r in roiread(tmp_path / "out.zip")] == [ROI_TYPE.OVAL, ROI_TYPE.RECT]
