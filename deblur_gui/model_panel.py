@@ -14,10 +14,11 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
+from core.models.plain import fit_warnings, plain_lines, technical_lines
 from core.roi import work_megapixels
-from deblur_gui.state import AppState, describe_params, format_duration
+from deblur_gui.state import AppState, format_duration
 
-__all__ = ["ModelPanel", "describe_card", "KIND_WORDS"]
+__all__ = ["ModelPanel", "KIND_WORDS"]
 
 KIND_WORDS = {
     "classical": "Classical method (no training)",
@@ -31,47 +32,6 @@ _GUESS = {
     "gan": "seconds per megapixel on a GPU; about ten times slower on a CPU",
     "diffusion": "slow: minutes per megapixel on a CPU; a GPU is strongly recommended",
 }
-
-
-def describe_card(card: dict) -> list[str]:
-    """Plain lines from a model card: what it was trained on, how long, how well."""
-    from core.models.registry import data_label, training_totals
-
-    lines = []
-    train = card.get("training") or {}
-    val = card.get("validation") or {}
-    if train.get("data"):
-        lines.append(f"Trained on: {data_label(train['data'])}")
-    bits = []
-    steps, seconds, runs = training_totals(card)
-    if steps:
-        bits.append(f"{steps} steps" + (f" in {runs} runs" if runs > 1 else ""))
-    if seconds:
-        bits.append(f"{seconds / 3600:.1f} h")
-    if train.get("device"):
-        bits.append(f"on {train['device']}")
-    if bits:
-        lines.append("Training: " + ", ".join(bits))
-    if val.get("psnr") is not None:
-        txt = f"Validation: PSNR {float(val['psnr']):.1f} dB"
-        if val.get("psnr_blurred") is not None:
-            txt = f"Validation: PSNR {float(val['psnr_blurred']):.1f} \u2192 {float(val['psnr']):.1f} dB"
-        if val.get("ssim") is not None:
-            txt += f", SSIM {float(val['ssim']):.3f}"
-        lines.append(txt)
-    bench = card.get("bench") or {}
-    if bench.get("gain_db") is not None:
-        settings = bench.get("settings")        # what the score was measured with
-        shown = ""
-        if isinstance(settings, dict) and settings:
-            shown = f"; {describe_params(card.get('model', ''), settings)}"
-        lines.append(f"On held-out test images: {float(bench['gain_db']):+.1f} dB inside the blurred "
-                     f"regions ({bench.get('images', '?')} images, PSNR "
-                     f"{float(bench.get('psnr_blurred', float('nan'))):.1f} \u2192 "
-                     f"{float(bench.get('psnr', float('nan'))):.1f} dB{shown})")
-    if card.get("notes"):
-        lines.append(str(card["notes"]))
-    return lines
 
 
 class ModelPanel(QtWidgets.QWidget):
@@ -110,6 +70,20 @@ class ModelPanel(QtWidgets.QWidget):
         self.card.setStyleSheet("QLabel { background: #2b2d31; border-radius: 4px; padding: 6px; color: #dadce0; }")
         self.card.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Minimum)
         layout.addWidget(self.card)
+        # the technical record (training, validation, architecture and losses) on demand
+        self.details_btn = QtWidgets.QToolButton()
+        self.details_btn.setText("Details")
+        self.details_btn.setCheckable(True)
+        self.details_btn.setArrowType(QtCore.Qt.ArrowType.RightArrow)
+        self.details_btn.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_btn.setAutoRaise(True)
+        self.details = QtWidgets.QLabel()
+        self.details.setWordWrap(True)
+        self.details.setStyleSheet("QLabel { color: #9aa0a6; padding: 0 6px; }")
+        self.details.setVisible(False)
+        self.details_btn.toggled.connect(self._show_details)
+        layout.addWidget(self.details_btn)
+        layout.addWidget(self.details)
 
         weights_row = QtWidgets.QHBoxLayout()
         self.weights_label = QtWidgets.QLabel()
@@ -185,6 +159,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.builtin_btn.clicked.connect(self.use_builtin_weights)
         self.run_btn.clicked.connect(self.run_requested)
         state.image_changed.connect(self.refresh_run)
+        state.image_changed.connect(self._update_card)      # fit warnings depend on the image
         state.rois_changed.connect(self.refresh_run)
         state.busy_changed.connect(lambda busy: self.refresh_run())
 
@@ -201,7 +176,7 @@ class ModelPanel(QtWidgets.QWidget):
             self.entries = {e.name: e for e in list_entries()}
             self.combo.clear()
             for name, e in self.entries.items():
-                self.combo.addItem(f"{name}  \u2014  {KIND_WORDS.get(e.kind, e.kind)}", name)
+                self.combo.addItem(f"{e.display_name}  \u2014  {KIND_WORDS.get(e.kind, e.kind)}", name)
             self.device.clear()
             labels = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)", "mps": "GPU (Apple)"}
             for dev in available_devices():
@@ -419,18 +394,30 @@ class ModelPanel(QtWidgets.QWidget):
         if entry is None:
             self.card.setText("No models are installed.")
             return
-        lines = [f"<b>{html.escape(entry.name)}</b> \u2014 {html.escape(KIND_WORDS.get(entry.kind, entry.kind))}",
-                 html.escape(entry.summary)]
+        lines = [f"<b>{html.escape(entry.display_name)}</b> \u2014 "
+                 f"{html.escape(KIND_WORDS.get(entry.kind, entry.kind))}"]
         weights = self.state.weights or (entry.default_weights if entry.needs_weights else None)
-        if entry.needs_weights:
-            card: dict = {}
-            if weights is not None and Path(weights).is_file():
-                try:
-                    card = read_card(weights)
-                except ValueError as exc:
-                    lines.append(f"<span style='color:#f28b82'>{html.escape(str(exc))}</span>")
-            lines += [html.escape(s) for s in describe_card(card)]
+        card: dict = {}
+        if entry.needs_weights and weights is not None and Path(weights).is_file():
+            try:
+                card = read_card(weights)
+            except ValueError as exc:
+                lines.append(f"<span style='color:#f28b82'>{html.escape(str(exc))}</span>")
+        for text in plain_lines(entry, card):
+            style = " style='color:#fdd663'" if text.startswith("Watch out") else ""
+            lines.append(f"<span{style}>{html.escape(text)}</span>")
+        speed = self.settings.speed(entry.name, self.resolved_device(), self.current_params())
+        if speed:
+            lines.append(html.escape(f"On this computer: {speed:.2f} megapixels per second with "
+                                     "these settings."))
+        image = self.state.image
+        if image is not None:
+            warnings = fit_warnings(card, rgb="S" in image.axes,
+                                    pixel_size_um=image.pixel_size[1] if image.pixel_size else None)
+            lines += [f"<span style='color:#f28b82'>{html.escape(w)}</span>" for w in warnings]
         self.card.setText("<br>".join(lines))
+        technical = [entry.summary] + technical_lines(card)
+        self.details.setText("<br>".join(html.escape(t) for t in technical))
 
         needs = entry.needs_weights
         self.weights_btn.setVisible(needs)
@@ -447,6 +434,11 @@ class ModelPanel(QtWidgets.QWidget):
             else:
                 self.weights_label.setText("<span style='color:#fdd663'>No trained weights shipped: "
                                            "load a file trained with deblur-train.</span>")
+
+    def _show_details(self, shown: bool) -> None:
+        self.details.setVisible(shown)
+        self.details_btn.setArrowType(QtCore.Qt.ArrowType.DownArrow if shown
+                                      else QtCore.Qt.ArrowType.RightArrow)
 
     def _on_device(self, index: int) -> None:
         if self._loading or index < 0:

@@ -125,7 +125,7 @@ def test_models_json_lists_the_catalog(capsys):
     rows = json.loads(capsys.readouterr().out)
     names = [r["name"] for r in rows]
     assert "richardson-lucy" in names
-    assert all({"name", "kind", "weights", "summary"} <= set(r) for r in rows)
+    assert all({"name", "display_name", "kind", "weights", "about", "details"} <= set(r) for r in rows)
 
 
 def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_path, monkeypatch, capsys):
@@ -147,11 +147,17 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     monkeypatch.setitem(registry._REGISTRY, "comi", replace(entry, default_weights=path))
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    block = out[out.index("comi"):].split("\n\n")[0]
-    assert "trained on simulated specimens" in block
+    block = out[out.index("COMI"):].split("\n\n")[0]
+    lines = block.splitlines()
+    # plain words first: what it is good for, what it may do wrong, the test, the training data
+    assert lines[1].strip().startswith("Good for:") and lines[2].strip().startswith("Watch out:")
+    assert "Trained on simulated specimens" in block
+    assert "+3.2 dB closer to the sharp original" in block and "+1.6 dB against classical" in block
+    assert "steps" not in block                                  # the technical record: --details
+    assert main(["models", "--details"]) == 0
+    block = capsys.readouterr().out.split("COMI")[1].split("\n\n")[0]
     # a fine-tuned model counts the training it started from too
-    assert "10800 steps (121 min, cpu) in 2 runs" in block
-    assert "+3.2 dB inside blurred regions" in block and "+1.6 dB vs. deconvolution" in block
+    assert "Training: 10800 steps in 2 runs, 2.0 h, on cpu" in block
 
 
 @pytest.mark.parametrize("command", ["predict", "simulate", "bench", "models"])

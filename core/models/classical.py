@@ -93,6 +93,9 @@ MODEL = ModelEntry(
     name="richardson-lucy", kind="classical", display_name="Richardson-Lucy", order=3,
     summary=("Classical deconvolution (Richardson-Lucy) with a defocus blur of the radius you set; "
              "no training, a baseline to compare against."),
+    good_for="a predictable baseline: classical deconvolution that adds nothing beyond the "
+             "blur you describe.",
+    caution="you set the blur radius; a wrong radius gives rings around edges and more noise.",
     build=_build,
     params={
         "psf_radius": Param(4.0, float, "blur radius of the defocus PSF in pixels",

@@ -60,4 +60,8 @@ MODEL = gan_model(
     "comi", display_name="COMI", order=0,
     summary="COMI: a GAN trained on pairs of blurred and sharp images that restores fine detail "
             "in out-of-focus regions.",
+    good_for="sharpening out-of-focus regions of fluorescence and transmitted-light images; "
+             "the default, and the best of the shipped models on the test images.",
+    caution="like every learned model it can invent fine detail that is not in the sample; "
+            "compare with the original before you measure anything in a restored region.",
     card_notes=CARD_NOTES, steps="training.steps.comi:ComiSteps")

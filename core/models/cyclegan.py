@@ -34,4 +34,7 @@ MODEL = gan_model(
     "cyclegan", display_name="CycleGAN", order=2,
     summary="CycleGAN trained on unpaired blurred and sharp images; sharpens texture, "
             "may invent detail where the input has none.",
+    good_for="a second opinion next to COMI, from a model trained without matched pairs.",
+    caution="it can invent structure where the input has none, and gains less than COMI on the "
+            "test images; compare with the original.",
     card_notes=CARD_NOTES, steps="training.steps.cyclegan:CycleGANSteps")

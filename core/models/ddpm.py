@@ -317,6 +317,10 @@ MODEL = ModelEntry(
     name="ddpm", kind="diffusion", display_name="Diffusion (DDPM)", order=1,
     summary="Diffusion model that generates a sharp version of the blurred region step by step; "
             "slower, often the most detailed, reproducible with a seed.",
+    good_for="a detailed guess where the blur is strong; every seed gives another plausible "
+             "sample (Sample again), and where samples disagree it is guessing.",
+    caution="slow on a CPU (minutes for a large region); it draws texture where it is unsure and "
+            "can put blotches into empty background: compare samples and the original.",
     build=build, network=ConditionalDDPM, presets={"model": ARCH_PRESETS},
     params={
         "steps": Param(20, int, "DDIM sampling steps: more is slower and a little more detailed",

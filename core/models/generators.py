@@ -99,10 +99,11 @@ def build_generator_restorer(name: str):
 
 
 def gan_model(name: str, *, display_name: str, order: int, summary: str, card_notes: str,
-              steps: str) -> ModelEntry:
+              steps: str, good_for: str = "", caution: str = "") -> ModelEntry:
     """The description of a GAN whose trained blurred->sharp generator restores (COMI,
     CycleGAN): what they share (networks, sizes, the Views averaged setting) filled in."""
     return ModelEntry(name=name, kind="gan", display_name=display_name, order=order,
-                      summary=summary, build=build_generator_restorer(name), network=make_generator,
+                      summary=summary, good_for=good_for, caution=caution,
+                      build=build_generator_restorer(name), network=make_generator,
                       presets={"model": GENERATOR_PRESETS, "discriminator": DISC_PRESETS},
                       params={"orientations": VIEWS_PARAM}, card_notes=card_notes, steps=steps)

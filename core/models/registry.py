@@ -24,8 +24,8 @@ from core.models.weights import (WeightsError, check_state_dict, json_clean, loa
 from core.normalize import P_HIGH, P_LOW
 
 __all__ = ["Param", "ModelEntry", "register", "get_entry", "list_entries", "load_model",
-           "default_model_name", "check_params", "read_card", "card_summary", "data_label",
-           "training_totals", "make_card", "build_from_card", "load_network"]
+           "default_model_name", "check_params", "read_card", "make_card", "build_from_card",
+           "load_network"]
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
@@ -158,50 +158,3 @@ def load_network(path: str | Path, expected_model: str | None = None,
     check_state_dict(net, state, path)
     net.load_state_dict(state, strict=True)
     return net.to(device).eval(), card
-
-
-# ----------------------------------------------------------------------------- plain words
-
-def data_label(data: str) -> str:
-    """Plain words for a card's training data ("synthetic" is our simulated specimens)."""
-    return "simulated specimens (no real images)" if data == "synthetic" else str(data)
-
-
-def training_totals(card: dict) -> tuple[int, float, int]:
-    """(steps, wall-time seconds, runs) of a card's training, summed over its ``started_from``
-    chain: a fine-tuned model's own run is only the last part of what it took."""
-    steps, seconds, runs = 0, 0.0, 0
-    train = card.get("training") or {}
-    while train:
-        steps += int(train.get("steps") or 0)
-        seconds += float(train.get("wall_time_s") or 0.0)
-        runs += 1
-        train = (train.get("started_from") or {}).get("training") or {}
-    return steps, seconds, runs
-
-
-def card_summary(entry: ModelEntry) -> str:
-    """One or two plain lines: what the model is and what its shipped weights were trained on."""
-    if not entry.needs_weights:
-        return entry.summary
-    if not entry.has_weights():
-        return f"{entry.summary} (no trained weights shipped yet)"
-    card = read_card(entry.default_weights)
-    train = card.get("training", {})
-    val = card.get("validation", {})
-    bits = [entry.summary.rstrip(".")]
-    if train.get("data"):
-        bits.append(f"trained on {data_label(train['data'])}")
-    steps, seconds, runs = training_totals(card)
-    if steps:
-        minutes = f" ({seconds / 60:.0f} min, {train.get('device', '?')})" if seconds else ""
-        bits.append(f"{steps} steps{minutes}" + (f" in {runs} runs" if runs > 1 else ""))
-    if val.get("psnr") is not None and val.get("psnr_blurred") is not None:
-        bits.append(f"validation PSNR {val['psnr_blurred']:.1f} -> {val['psnr']:.1f} dB")
-    bench = card.get("bench", {})
-    if bench.get("gain_db") is not None:
-        bits.append(f"benchmark: {bench['gain_db']:+.1f} dB inside blurred regions "
-                    f"({bench.get('images', '?')} held-out images; "
-                    f"{bench.get('gain_over_rl_true_psf_db', float('nan')):+.1f} dB vs. deconvolution "
-                    "with the true PSF)")
-    return "; ".join(bits)

@@ -57,7 +57,9 @@ class ModelEntry:
     name : the name users type (``--model comi``) and weights files are named after.
     kind : one of `KINDS`.
     display_name : how pickers and tables name it for biologists.
-    summary : one plain sentence for biologists.
+    summary : one plain sentence for biologists: what it is.
+    good_for, caution : what it is good for, and what it may do wrong (the card leads with
+        these: ``core.models.plain``).
     build : ``build(net, card, device, **params) -> Restorer``. For models with a `network`,
         the registry loads the weights file first and passes the network and its card;
         a classical model gets ``net=None, card={}``.
@@ -78,6 +80,8 @@ class ModelEntry:
     summary: str
     build: Callable[..., Any]
     display_name: str = ""
+    good_for: str = ""
+    caution: str = ""
     network: Callable[..., Any] | None = None
     presets: dict[str, dict[str, dict]] = field(default_factory=dict)
     params: dict[str, Param] = field(default_factory=dict)

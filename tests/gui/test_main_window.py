@@ -244,13 +244,19 @@ def test_settings_are_remembered(qtbot, settings, small_tif):
 
 def test_the_shipped_comi_is_chosen_and_its_card_says_what_it_was_trained_on_and_how_it_scores(window):
     assert window.state.model_name == "comi"
-    text = window.model_panel.card.text()
-    assert "simulated specimens" in text and "held-out test images" in text and "dB" in text
-    assert "views averaged 2" in text            # the settings the score was measured with
+    panel = window.model_panel
+    text = panel.card.text()
+    assert text.index("Good for") < text.index("Watch out") < text.index("Tested on")
+    assert "simulated specimens" in text and "dB" in text and "COMI" in text
+    assert "PatchGAN" not in text and "warm_start_steps" not in text   # programmers' words: Details
+    assert not panel.details.isVisible()
+    panel.details_btn.click()
+    assert panel.details.isVisible() and "PatchGAN" in panel.details.text()
+    assert "orientations=2" in panel.details.text()      # the settings the score was measured with
 
 
 def test_a_fine_tuned_cards_training_counts_every_run():
-    from deblur_gui.model_panel import describe_card
+    from core.models.plain import technical_lines as describe_card
 
     card = {"training": {"data": "synthetic", "steps": 4000, "wall_time_s": 2880.0, "device": "cpu",
                          "started_from": {"training": {"steps": 6800, "wall_time_s": 4380.0}}}}
@@ -269,3 +275,15 @@ def test_fiji_roi_sets_load_and_save(window, small_tif, tmp_path):
     window.state.add_roi(Rect(50, 50, 20, 20))
     assert window.save_rois(tmp_path / "out.zip")
     assert [r.roitype for r in roiread(tmp_path / "out.zip")] == [ROI_TYPE.OVAL, ROI_TYPE.RECT]
+
+
+def test_an_image_far_from_the_training_data_gets_a_warning_not_a_refusal(window, tmp_path):
+    rgb = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    path = write_image(tmp_path / "he.tif", Image(rgb, "YXS", pixel_size=(2.5, 2.5)))
+    window.select_model("comi")
+    assert window.open_file(path)
+    text = window.model_panel.card.text()
+    assert "are 5x larger than any the model was trained on" in text
+    assert "colour (RGB) picture" in text and "mostly on fluorescence" in text
+    window.state.add_roi(Rect(4, 4, 30, 30))
+    assert window.model_panel.can_run()[0]                # a warning, not a refusal
