@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from core.metrics import sample_spread
+from deblur_gui.plane_bar import PlaneBar
 from deblur_gui.roi_layer import outline_item
 from deblur_gui.state import AppState, Result
 from deblur_gui.viewer import DIFFERENCE_CMAP, ImageCanvas, colormap
@@ -61,6 +62,9 @@ class CompareView(QtWidgets.QWidget):
             self.mode_buttons[mode] = b
             b.clicked.connect(lambda _=False, m=mode: self.set_mode(m))
         layout.addLayout(bar)
+        # the same plane and channel selectors as the image tab (they share the state)
+        self.plane_bar = PlaneBar(state)
+        layout.addWidget(self.plane_bar)
 
         self.stack = QtWidgets.QStackedWidget()
         # side by side: the restored side carries the histogram that drives both

@@ -275,7 +275,7 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
         self._update_enabled()
 
     def _channel_key(self) -> Any:
-        return self.state.plane.get("C", 0)
+        return "merged" if self.state.merge_channels else self.state.plane.get("C", 0)
 
     def _on_plane_changed(self) -> None:
         key = self._channel_key()

@@ -18,6 +18,7 @@ class PlaneBar(QtWidgets.QWidget):
         self.layout_ = QtWidgets.QHBoxLayout(self)
         self.layout_.setContentsMargins(8, 2, 8, 2)
         self.controls: dict[str, QtWidgets.QWidget] = {}
+        self.merge: QtWidgets.QCheckBox | None = None
         state.image_changed.connect(self.rebuild)
         state.plane_changed.connect(self.sync)
         self.rebuild()
@@ -55,10 +56,22 @@ class PlaneBar(QtWidgets.QWidget):
                 self.controls[axis] = slider
                 self.controls[axis + "_spin"] = spin
             self.layout_.addSpacing(16)
+        self.merge = None
+        if self.state.can_merge_channels():
+            self.merge = QtWidgets.QCheckBox("Merge channels")
+            self.merge.setToolTip("Show all channels at once, each in its colour (the run still "
+                                  "restores the channel chosen, or all with \u201cAll planes\u201d)")
+            self.merge.toggled.connect(self.state.set_merge_channels)
+            self.layout_.addWidget(self.merge)
+        self.layout_.addStretch(1)
         self.setVisible(bool(axes))
         self.sync()
 
     def sync(self) -> None:
+        if self.merge is not None and self.merge.isChecked() != self.state.merge_channels:
+            self.merge.blockSignals(True)
+            self.merge.setChecked(self.state.merge_channels)
+            self.merge.blockSignals(False)
         for axis, index in self.state.plane.items():
             w = self.controls.get(axis)
             if isinstance(w, QtWidgets.QComboBox) and w.currentIndex() != index:

@@ -156,6 +156,30 @@ def _copy_shape(shape: Roi) -> Roi:
     return Polygon(list(shape.points)) if isinstance(shape, Polygon) else replace(shape)
 
 
+#: colours of merged channels, in the usual order (green, magenta, cyan, yellow)
+MERGE_COLOURS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=np.float32)
+
+
+def merge_channels(stack: np.ndarray) -> np.ndarray:
+    """(C, H, W) channels -> (H, W, 3) uint8 picture, each channel scaled to its own 0.35-99.65
+    percentiles and added in its colour (display only)."""
+    out = np.zeros(stack.shape[1:] + (3,), np.float32)
+    for c, plane in enumerate(stack):
+        p = np.asarray(plane, np.float32)
+        step = max(1, int(np.sqrt(p.size / 250_000)))
+        lo, hi = np.percentile(p[::step, ::step], [0.35, 99.65])
+        out += np.clip((p - lo) / max(hi - lo, 1e-12), 0, 1)[..., None] * MERGE_COLOURS[c % 4]
+    return (np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+def describe_plane(plane: dict[str, int], channel_names: Any = None) -> str:
+    """'Z 3, GFP': a plane in words, 1-based as the selectors show it, channels by their names
+    from the file's metadata where it has them; '' for a single-plane image."""
+    names = list(channel_names or [])
+    return ", ".join(str(names[i]) if a == "C" and i < len(names) and names[i] else f"{a} {i + 1}"
+                     for a, i in plane.items())
+
+
 def rois_key(rois: RoiSet | None) -> str:
     """A comparable fingerprint of a region set (None and empty: the whole image)."""
     return "whole" if rois is None or not rois.rois else repr(rois_to_dict(rois))
@@ -204,6 +228,7 @@ class AppState:
         self.tile: int = DEFAULT_TILE
         self.overlap: int = DEFAULT_OVERLAP
         self.all_planes: bool = False
+        self.merge_channels: bool = False   # display channels merged in colour
         self.seed: int = 0                  # sampling seed of stochastic models (DDPM)
         self.busy: bool = False
         self._ids = itertools.count(1)
@@ -218,6 +243,7 @@ class AppState:
         self.plane = {a: 0 for a, _ in plane_axes(image.axes, image.data.shape)}
         self.rois = []
         self.selected_roi = None
+        self.merge_channels = False
         self._undo, self._redo = [], []
         self.undo_changed.emit()
         self.results = []
@@ -248,14 +274,31 @@ class AppState:
         return tuple(self.plane[a] if a in self.plane else slice(None) for a in self.image.axes)
 
     def plane_description(self) -> str:
-        """'Z 3, C 1' (1-based, as the selectors show it), or '' for a single-plane image."""
-        return ", ".join(f"{a} {i + 1}" for a, i in self.plane.items())
+        """The shown plane in words ('Z 3, GFP'; see `describe_plane`)."""
+        names = self.image.metadata.get("channel_names") if self.image is not None else None
+        return describe_plane(self.plane, names)
+
+    def can_merge_channels(self) -> bool:
+        """A merged-colour view needs 2-4 channels (and no RGB samples)."""
+        sizes = dict(self.plane_axes())
+        return 2 <= sizes.get("C", 0) <= 4 and self.image is not None and "S" not in self.image.axes
+
+    def set_merge_channels(self, merged: bool) -> None:
+        """Show the channels merged in colour (display only: runs still use the chosen channel)."""
+        merged = bool(merged) and self.can_merge_channels()
+        if merged != self.merge_channels:
+            self.merge_channels = merged
+            self.plane_changed.emit()
 
     def current_plane(self, data: np.ndarray | None = None) -> np.ndarray:
-        """The displayed plane of `data` (default: the original image), [y, x] or [y, x, s]."""
+        """The displayed plane of `data` (default: the original image), [y, x] or [y, x, s];
+        with merged channels, an RGB picture of all channels at this Z/T."""
         assert self.image is not None
         arr = self.image.data if data is None else data
-        return arr[self.plane_index()]
+        if not self.merge_channels:
+            return arr[self.plane_index()]
+        index = tuple(slice(None) if a == "C" else i for a, i in zip(self.image.axes, self.plane_index()))
+        return merge_channels(arr[index])          # C comes first: it precedes Y and X
 
     def plane_axes_string(self) -> str:
         """Axes of one displayed plane ('YX' or 'YXS')."""

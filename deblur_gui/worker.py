@@ -21,6 +21,7 @@ from PySide6 import QtCore
 from core.metrics import region_sharpness
 from core.provenance import attach, record
 from core.roi import RoiSet, work_megapixels
+from deblur_gui.state import describe_plane
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = ["RunRequest", "RunOutput", "RestoreJob", "plain_error"]
@@ -141,10 +142,7 @@ class RestoreJob(QtCore.QThread):
             n_planes = 1
         seconds = time.perf_counter() - t0
 
-        shown = req.plane_index or req.shown_index
-        if shown is None:
-            shown = tuple(0 if a not in "YXS" else slice(None) for a in req.image.axes)
-        sharp = region_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
+        sharp = _sharpness_rows(req, original, data)
 
         h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
         image = attach(_with_data(req.image, data), record(
@@ -155,6 +153,30 @@ class RestoreJob(QtCore.QThread):
                          device_label=device_label(model.device),
                          megapixels=work_megapixels(req.rois, (h, w)) * n_planes,
                          sharpness=sharp)
+
+
+def _sharpness_rows(req: RunRequest, original: np.ndarray, data: np.ndarray,
+                    ) -> list[tuple[str, float, float]]:
+    """Sharpness per region before and after: on the restored plane, or, when every plane was
+    restored, on each plane (labelled 'Z 2, GFP - 1. Rectangle ...') so the planes that changed
+    show."""
+    axes = req.image.axes
+    stack_axes = [(a, n) for a, n in zip(axes, original.shape) if a not in "YXS"]
+    if req.plane_index is not None or not stack_axes:
+        shown = req.plane_index or req.shown_index
+        if shown is None:
+            shown = tuple(0 if a not in "YXS" else slice(None) for a in axes)
+        return region_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
+    names = req.image.metadata.get("channel_names")
+    rows = []
+    for pos in np.ndindex(*[n for _, n in stack_axes]):
+        plane = dict(zip([a for a, _ in stack_axes], pos))
+        index = tuple(plane.get(a, slice(None)) for a in axes)
+        where = describe_plane(plane, names)
+        rows += [(f"{where} \u2014 {label}", b, a)
+                 for label, b, a in region_sharpness(original[index], data[index], req.rois,
+                                                     req.roi_labels)]
+    return rows
 
 
 def _with_data(image: Any, data: np.ndarray) -> Any:
