@@ -12,3 +12,5 @@ DEFAULT_OVERLAP = 32
 #: Edge softness (px) of a region: the restored pixels fade into the original over this distance
 #: inside the drawn edge (a ROI file's own "feather" wins).
 DEFAULT_FEATHER = 16.0
+#: Added to a restored file's name: cells.tif -> cells_deblurred.tif.
+OUT_SUFFIX = "_deblurred"

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.defaults import OUT_SUFFIX
 from core.io import same_file
 
 __all__ = ["show_error", "split_message", "choose_save_path", "DetectDialog",
@@ -69,7 +70,7 @@ def choose_save_path(parent: QtWidgets.QWidget | None, title: str, suggested: Pa
             QtWidgets.QMessageBox.warning(
                 parent, title, f"\u201c{path.name}\u201d is the original image. deblur never "
                 "overwrites the original: please choose another name.")
-            suggested = path.with_name(path.stem + "_deblurred" + path.suffix)
+            suggested = path.with_name(path.stem + OUT_SUFFIX + path.suffix)
             continue
         if path.exists():
             answer = QtWidgets.QMessageBox.question(

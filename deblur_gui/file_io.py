@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.defaults import OUT_SUFFIX
 from core.io import same_file
 from core.region_files import IMAGEJ_SUFFIXES
 from core.roi import ROI_SUFFIX, sidecar_path
@@ -193,8 +194,8 @@ class FileIO:
         """`<name>_deblurred.tif` in the folder the user last saved a result to, else beside
         the original."""
         img = self.state.image
-        name = f"{img.path.stem}_deblurred.tif" if img is not None and img.path is not None \
-            else "restored_deblurred.tif"
+        name = f"{img.path.stem}{OUT_SUFFIX}.tif" if img is not None and img.path is not None \
+            else f"restored{OUT_SUFFIX}.tif"
         folder = self.settings.last_save_folder()
         if folder is None:
             folder = img.path.parent if img is not None and img.path is not None \
@@ -244,7 +245,7 @@ class FileIO:
         if self.state.result() is None:
             return
         base = self.default_save_path()
-        suggested = base.with_name(base.stem.replace("_deblurred", "") + "_comparison.png")
+        suggested = base.with_name(base.stem.replace(OUT_SUFFIX, "") + "_comparison.png")
         original = self.state.image.path if self.state.image is not None else None
         path = choose_save_path(self, "Export comparison", suggested, "PNG image (*.png)", ".png",
                                 original=original)
@@ -269,6 +270,18 @@ class FileIO:
             self.tabs.setCurrentIndex(previous)
         log.info("Exported the comparison to %s", written)
         return written
+
+    def batch_dialog(self) -> "QtWidgets.QDialog":
+        """File > Restore a folder: the batch dialog (non-modal)."""
+        from deblur_gui.batch_dialog import BatchDialog
+
+        start = self.settings.last_folder()
+        if self.state.image is not None and self.state.image.path is not None:
+            start = str(self.state.image.path.parent)
+        dlg = BatchDialog(self.state, start, self)
+        dlg.show()
+        self._batch = dlg
+        return dlg
 
     # ------------------------------------------------------------------ recent files, samples, drops
 

@@ -49,6 +49,9 @@ class WindowActions:
                                      style.standardIcon(sp.SP_DialogSaveButton))
         self.act_export = self._action("&Export comparison as PNG\u2026", self.export_dialog, "Ctrl+E",
                                        "Save the side-by-side comparison as a picture")
+        self.act_batch = self._action("Restore a &folder\u2026", self.batch_dialog, "Ctrl+B",
+                                      "Restore every image of a folder with the current model and "
+                                      "settings (regions from their files, detected, or the same)")
         self.act_load_rois = self._action("&Load regions\u2026", self.load_rois_dialog, "Ctrl+L",
                                           "Load marked regions from a region file (.roi.json)")
         self.act_save_rois = self._action("Save re&gions\u2026", self.save_rois_dialog, "Ctrl+Shift+S",
@@ -125,6 +128,8 @@ class WindowActions:
         m.addSeparator()
         m.addAction(self.act_save)
         m.addAction(self.act_export)
+        m.addSeparator()
+        m.addAction(self.act_batch)
         m.addSeparator()
         m.addAction(self.act_load_rois)
         m.addAction(self.act_save_rois)

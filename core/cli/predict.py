@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 from core.cli import HelpFormatter, UserError, fail
-from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
+from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE, OUT_SUFFIX
 
-OUT_SUFFIX = "_deblurred"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -98,10 +97,6 @@ def _rois_from_args(args: argparse.Namespace, image) -> "object | None":
     return rois
 
 
-def _shape_yx(image) -> tuple[int, int]:
-    return image.data.shape[image.axes.index("Y")], image.data.shape[image.axes.index("X")]
-
-
 def output_path(inp: Path, out: Path, many: bool) -> Path:
     """OUT itself for one input; OUT/<stem>_deblurred<suffix> when OUT is a folder."""
     if many or out.is_dir():
@@ -127,14 +122,11 @@ def _progress_bar(name: str, quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from core.batch import restore_file
     from core.devices import DeviceError
-    from core.engine import restore
-    from core.io import ImageError, read_image, same_file, write_image
+    from core.io import ImageError, read_image
     from core.models.registry import check_params, default_model_name, get_entry, load_model
-    from core.provenance import attach, record
-    from core.roi import RoiError, roi_mask
+    from core.roi import RoiError
 
     out = Path(args.out)
     inputs = [Path(p) for p in args.inputs]
@@ -164,27 +156,20 @@ def run(args: argparse.Namespace) -> int:
         try:
             if dest.exists() and not args.overwrite:
                 raise UserError(f"{dest} already exists (use --overwrite to replace it)")
-            if same_file(dest, inp):
-                raise UserError(f"{dest} is the input file; deblur never overwrites an original")
             image = read_image(inp)
             rois = _rois_from_args(args, image)
-            if rois is not None:
-                if len(rois) == 0:
-                    print(f"deblur: {inp}: no blurred region found; the output is an unchanged copy",
-                          file=sys.stderr)
-                elif not np.any(roi_mask(rois, _shape_yx(image))):
-                    raise UserError(f"{inp}: none of the regions overlaps the image")
+            if rois is not None and len(rois) == 0:
+                print(f"deblur: {inp}: no blurred region found; the output is an unchanged copy",
+                      file=sys.stderr)
             bar, update = _progress_bar(inp.name, args.quiet)
             try:
-                result = restore(image, model, rois, tile=args.tile, overlap=args.overlap,
-                                 seed=args.seed, progress=update)
+                restore_file(inp, dest, model, model_name=args.model, weights=args.weights,
+                             settings=settings, rois=rois, image=image, tile=args.tile,
+                             overlap=args.overlap, seed=args.seed, device=args.device,
+                             overwrite=args.overwrite, progress=update)
             finally:
                 if bar is not None:
                     bar.close()
-            result = attach(result, record(
-                model=args.model, weights=args.weights, params=settings, rois=rois, seed=args.seed,
-                tile=args.tile, overlap=args.overlap, device=args.device, source=inp))
-            write_image(dest, result, overwrite=args.overwrite)
             if not args.quiet:
                 print(f"{inp} -> {dest}", file=sys.stderr)
         except (ImageError, RoiError, UserError) as exc:
