@@ -7,24 +7,18 @@ settings and nothing in the GUI changes.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
-from core.models.plain import fit_warnings, plain_lines, technical_lines
 from core.roi import work_megapixels
+from deblur_gui.model_card import KIND_WORDS, ModelCard
 from deblur_gui.state import AppState, format_duration
 
 __all__ = ["ModelPanel", "KIND_WORDS"]
 
-KIND_WORDS = {
-    "classical": "Classical method (no training)",
-    "gan": "Neural network (GAN)",
-    "diffusion": "Neural network (diffusion model)",
-}
 
 # rough speed before anything was measured here, per kind, in plain words
 _GUESS = {
@@ -64,26 +58,10 @@ class ModelPanel(QtWidgets.QWidget):
         form.addRow("Model", self.combo)
         layout.addLayout(form)
 
-        self.card = QtWidgets.QLabel()
-        self.card.setWordWrap(True)
-        self.card.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        self.card.setStyleSheet("QLabel { background: #2b2d31; border-radius: 4px; padding: 6px; color: #dadce0; }")
-        self.card.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Minimum)
-        layout.addWidget(self.card)
-        # the technical record (training, validation, architecture and losses) on demand
-        self.details_btn = QtWidgets.QToolButton()
-        self.details_btn.setText("Details")
-        self.details_btn.setCheckable(True)
-        self.details_btn.setArrowType(QtCore.Qt.ArrowType.RightArrow)
-        self.details_btn.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.details_btn.setAutoRaise(True)
-        self.details = QtWidgets.QLabel()
-        self.details.setWordWrap(True)
-        self.details.setStyleSheet("QLabel { color: #9aa0a6; padding: 0 6px; }")
-        self.details.setVisible(False)
-        self.details_btn.toggled.connect(self._show_details)
-        layout.addWidget(self.details_btn)
-        layout.addWidget(self.details)
+        self.model_card = ModelCard()
+        self.card, self.details_btn, self.details = self.model_card, self.model_card.details_btn, \
+            self.model_card.details
+        layout.addWidget(self.model_card)
 
         weights_row = QtWidgets.QHBoxLayout()
         self.weights_label = QtWidgets.QLabel()
@@ -388,36 +366,15 @@ class ModelPanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ card, device, estimate
     def _update_card(self) -> None:
-        from core.models.registry import read_card
-
         entry = self.entries.get(self.state.model_name)
+        weights = None
+        if entry is not None:
+            weights = self.state.weights or (entry.default_weights if entry.needs_weights else None)
+        speed = (self.settings.speed(entry.name, self.resolved_device(), self.current_params())
+                 if entry is not None else None)
+        self.model_card.show_entry(entry, weights, self.state.image, speed)
         if entry is None:
-            self.card.setText("No models are installed.")
             return
-        lines = [f"<b>{html.escape(entry.display_name)}</b> \u2014 "
-                 f"{html.escape(KIND_WORDS.get(entry.kind, entry.kind))}"]
-        weights = self.state.weights or (entry.default_weights if entry.needs_weights else None)
-        card: dict = {}
-        if entry.needs_weights and weights is not None and Path(weights).is_file():
-            try:
-                card = read_card(weights)
-            except ValueError as exc:
-                lines.append(f"<span style='color:#f28b82'>{html.escape(str(exc))}</span>")
-        for text in plain_lines(entry, card):
-            style = " style='color:#fdd663'" if text.startswith("Watch out") else ""
-            lines.append(f"<span{style}>{html.escape(text)}</span>")
-        speed = self.settings.speed(entry.name, self.resolved_device(), self.current_params())
-        if speed:
-            lines.append(html.escape(f"On this computer: {speed:.2f} megapixels per second with "
-                                     "these settings."))
-        image = self.state.image
-        if image is not None:
-            warnings = fit_warnings(card, rgb="S" in image.axes,
-                                    pixel_size_um=image.pixel_size[1] if image.pixel_size else None)
-            lines += [f"<span style='color:#f28b82'>{html.escape(w)}</span>" for w in warnings]
-        self.card.setText("<br>".join(lines))
-        technical = [entry.summary] + technical_lines(card)
-        self.details.setText("<br>".join(html.escape(t) for t in technical))
 
         needs = entry.needs_weights
         self.weights_btn.setVisible(needs)
@@ -434,11 +391,6 @@ class ModelPanel(QtWidgets.QWidget):
             else:
                 self.weights_label.setText("<span style='color:#fdd663'>No trained weights shipped: "
                                            "load a file trained with deblur-train.</span>")
-
-    def _show_details(self, shown: bool) -> None:
-        self.details.setVisible(shown)
-        self.details_btn.setArrowType(QtCore.Qt.ArrowType.DownArrow if shown
-                                      else QtCore.Qt.ArrowType.RightArrow)
 
     def _on_device(self, index: int) -> None:
         if self._loading or index < 0:
