@@ -103,3 +103,26 @@ def test_empty_rows_reach_the_report():
     assert row["model"] == "richardson-lucy" and np.isfinite(row["rms_ratio"])
     report = markdown_report([], [], "deblur bench", rows)
     assert "## Empty regions" in report and "| empty-dark | 0.03 | richardson-lucy |" in report
+
+
+def test_groups_worst_case_and_harm_rate_are_reported():
+    """A mean can hide a model that damages some images: the report names the worst case and
+    the share of images made worse, for simulated specimens and real microscopy apart."""
+    from training.bench import HARM_DB, summarise, summarise_groups
+
+    def row(source, gain):
+        return {"model": "m", "image": f"{source}-{gain}", "radius_px": 3.0, "source": source,
+                "gain_db": gain, "psnr_blurred": 20.0,
+                "psnr_rl_oracle": 21.0, "psnr": 20.0 + gain, "ssim_blurred": 0.5, "ssim": 0.6,
+                "gain_over_rl_oracle_db": gain - 1.0, "seconds": 0.1, "outside_max_change": 0.0}
+
+    rows = [row("held-out specimen", 3.0), row("held-out specimen", 1.0),
+            row("scikit-image microscopy", 2.0), row("scikit-image microscopy", -1.0)]
+    s = summarise(rows)[0]
+    assert s["worst_gain_db"] == -1.0 and s["harm_rate"] == 0.25 and HARM_DB == 0.5
+    groups = {g["group"]: g for g in summarise_groups(rows)}
+    assert groups["simulated specimens"]["harm_rate"] == 0.0
+    assert groups["real microscopy"]["harm_rate"] == 0.5 and groups["real microscopy"]["gain_db"] == 0.5
+    text = markdown_report(rows, [], "deblur bench")
+    assert "## By group: mean, worst case, harm rate" in text
+    assert "| real microscopy | m | 2 | +0.50 dB | -1.00 dB | 50 % |" in text

@@ -44,7 +44,8 @@ from core.roi import Rect, RoiSet, roi_mask
 from training.bench_cases import BENCH_SEED_BASE, BenchCase, make_cases, make_empty_cases
 
 __all__ = ["run_quality", "run_empty", "run_speed", "markdown_report", "model_settings",
-           "invented_structure", "rl_oracle", "summarise", "add_parser", "run"]
+           "invented_structure", "rl_oracle", "summarise", "summarise_groups", "case_group",
+           "HARM_DB", "add_parser", "run"]
 
 #: Richardson-Lucy iteration counts tried for the true-PSF oracle (the best is kept)
 RL_ITERATIONS = (2, 5, 10, 30, 100)
@@ -237,16 +238,38 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
     return rows
 
 
+#: a case counts as made worse when the model loses more than this (dB) against the input
+HARM_DB = 0.5
+
+
+def case_group(source: str) -> str:
+    """The group a case is reported in: our simulated specimens, or real microscopy."""
+    return "simulated specimens" if source.startswith("held-out specimen") else "real microscopy"
+
+
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean per model over all images."""
+    """Per model over all images: means, the worst case and the harm rate (share of cases made
+    worse by more than `HARM_DB`): a mean can hide a model that damages some images."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         rs = [r for r in rows if r["model"] == model]
+        gains = np.array([r["gain_db"] for r in rs])
         out.append({"model": model, "images": len(rs),
                     **{k: float(np.mean([r[k] for r in rs])) for k in
                        ("psnr_blurred", "psnr_rl_oracle", "psnr", "ssim_blurred", "ssim", "gain_db",
                         "gain_over_rl_oracle_db", "seconds")},
+                    "worst_gain_db": float(gains.min()),
+                    "harm_rate": float(np.mean(gains < -HARM_DB)),
                     "outside_max_change": float(max(r["outside_max_change"] for r in rs))})
+    return out
+
+
+def summarise_groups(rows: list[dict]) -> list[dict]:
+    """`summarise` per group of cases (simulated specimens, real microscopy), group first."""
+    out = []
+    for group in dict.fromkeys(case_group(r["source"]) for r in rows):
+        out += [{"group": group, **s}
+                for s in summarise([r for r in rows if case_group(r["source"]) == group])]
     return out
 
 
@@ -274,6 +297,14 @@ def markdown_report(quality: list[dict], speed: list[dict], command: str,
                          f"{s['psnr']:.2f} | {s['gain_db']:+.2f} dB | {s['gain_over_rl_oracle_db']:+.2f} dB | "
                          f"{s['ssim_blurred']:.3f} | {s['ssim']:.3f} | {s['outside_max_change']:g} | "
                          f"{s['seconds']:.1f} |")
+        lines += ["", "## By group: mean, worst case, harm rate", "",
+                  f"Harm rate: the share of images a model made worse by more than {HARM_DB} dB.", "",
+                  "| group | model | images | gain vs blurred | worst | harm rate | SSIM blurred | SSIM model |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for s in summarise_groups(quality):
+            lines.append(f"| {s['group']} | {s['model']} | {s['images']} | {s['gain_db']:+.2f} dB | "
+                         f"{s['worst_gain_db']:+.2f} dB | {100 * s['harm_rate']:.0f} % | "
+                         f"{s['ssim_blurred']:.3f} | {s['ssim']:.3f} |")
         lines += ["", "## Per image", "",
                   "| image | source | blur radius px | model | PSNR blurred | PSNR RL oracle | PSNR model | gain |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -375,7 +406,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"machine": machine_line(), "settings": settings, "quality": quality,
                           "empty": empty, "speed": speed,
-                          "summary": summarise(quality) if quality else []}, indent=1))
+                          "summary": summarise(quality) if quality else [],
+                          "groups": summarise_groups(quality) if quality else []}, indent=1))
     else:
         print(report)
     return 0
