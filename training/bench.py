@@ -41,7 +41,8 @@ from core.metrics import psnr, ssim
 from core.models.classical import RichardsonLucy
 from core.models.registry import ModelEntry, check_params, list_entries, load_model
 from core.roi import Rect, RoiSet, roi_mask
-from training.bench_cases import BENCH_SEED_BASE, BenchCase, make_cases, make_empty_cases
+from training.bench_cases import (BENCH_SEED_BASE, BenchCase, make_cases, make_empty_cases,
+                                  make_real_cases)
 
 __all__ = ["run_quality", "run_empty", "run_speed", "markdown_report", "model_settings",
            "invented_structure", "rl_oracle", "summarise", "summarise_groups", "case_group",
@@ -355,6 +356,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="size of the simulated specimens (px)")
     p.add_argument("--no-skimage", action="store_true", help="leave out scikit-image's images")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed")
+    p.add_argument("--split", choices=("val", "test"), default=None,
+                   help="real-image cases of this split (by source package): val for choosing "
+                        "checkpoints and settings, test only to report")
+    p.add_argument("--real-cache", default=None, metavar="DIR",
+                   help="the cache of python -m training.real_images (with --split)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps for diffusion models")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a model setting for the models that have it, e.g. orientations=8")
@@ -386,7 +392,19 @@ def run(args: argparse.Namespace) -> int:
             data = Path(args.data) if args.data else None
             if data is not None and not data.is_dir():
                 raise UserError(f"{data}: no such folder")
-            cases = make_cases(args.synthetic, args.size, args.seed, data, not args.no_skimage)
+            if args.split:
+                cache = Path(args.real_cache) if args.real_cache else None
+                if cache is not None and not (cache / "manifest.json").is_file():
+                    raise UserError(f"{cache}: no manifest.json; fetch the real images first: "
+                                    f"python -m training.real_images {cache}")
+                real = make_real_cases(args.split, cache, args.size, args.seed)
+                if not real:
+                    raise UserError(f"no real image of the {args.split} split is available "
+                                    "(pass --real-cache)")
+                # the real images of the split decide; the simulated specimens are their own group
+                cases = make_cases(args.synthetic, args.size, args.seed, data, False) + real
+            else:
+                cases = make_cases(args.synthetic, args.size, args.seed, data, not args.no_skimage)
             quality = run_quality(cases, entries, device=args.device, params=params, log=log)
             empty = run_empty(make_empty_cases(args.size, args.seed), entries, device=args.device,
                               params=params, log=log)

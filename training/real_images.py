@@ -185,10 +185,9 @@ def read_manifest(cache: str | Path) -> list[Entry]:
 
 # ----------------------------------------------------------------------------- planes
 
-#: scikit-image's bundled microscopy (installed with it, no download): name -> modality
-SKIMAGE_IMAGES = {"cell": "phase contrast", "immunohistochemistry": "IHC brightfield (RGB)",
-                  "human_mitosis": "fluorescence nuclei", "kidney": "fluorescence (confocal, 3D)",
-                  "cells3d": "fluorescence (confocal, 3D)", "lily": "fluorescence (confocal)"}
+#: scikit-image's microscopy that ships inside its wheel: name -> modality (its other
+#: microscopy images, human_mitosis, kidney, cells3d, lily, need a download and are left out)
+SKIMAGE_IMAGES = {"cell": "phase contrast", "immunohistochemistry": "IHC brightfield (RGB)"}
 
 
 @dataclass
@@ -257,18 +256,10 @@ def skimage_planes() -> list[Plane]:
     """The planes of scikit-image's bundled microscopy that this installation has."""
     from skimage import data as skdata
 
-    out = []
-    axes = {"cells3d": "ZCYX", "kidney": "ZYXC", "immunohistochemistry": "YXS", "lily": "YXC"}
-    for name, modality in SKIMAGE_IMAGES.items():
-        try:
-            arr = getattr(skdata, name)()
-        except Exception:  # noqa: BLE001 - some images need an optional download: not ours
-            continue
-        ax = axes.get(name, "YX")
-        if ax.endswith("C"):                        # channels last in these arrays
-            arr, ax = np.moveaxis(arr, -1, ax.index("Y")), ax[:-1].replace("YX", "CYX")
-        out += _split_planes(arr, ax, "scikit-image", name, modality, None)
-    return out
+    axes = {"immunohistochemistry": "YXS"}
+    return [plane for name, modality in SKIMAGE_IMAGES.items()
+            for plane in _split_planes(getattr(skdata, name)(), axes.get(name, "YX"), "scikit-image",
+                                       name, modality, None)]
 
 
 def main(argv: list[str] | None = None) -> int:
