@@ -285,20 +285,20 @@ class FileIO:
 
     # ------------------------------------------------------------------ recent files, samples, drops
 
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
+    def _fill_recent(self, menu: QtWidgets.QMenu) -> None:
+        menu.clear()
         files = self.settings.recent_files()
         for p in files:
-            a = self.recent_menu.addAction(Path(p).name)
+            a = menu.addAction(Path(p).name)
             a.setToolTip(p)
             a.setStatusTip(p)
             a.triggered.connect(lambda checked=False, p=p: self.open_file(p))
         if not files:
-            a = self.recent_menu.addAction("No recent files")
+            a = menu.addAction("No recent files")
             a.setEnabled(False)
         else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self.settings.clear_recent_files)
+            menu.addSeparator()
+            menu.addAction("Clear list", self.settings.clear_recent_files)
 
     def sample_files(self) -> list[Path]:
         from resources import SAMPLES

@@ -9,16 +9,11 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from core.image import Image
-from core.models.plain import fit_warnings, plain_lines, technical_lines
+from core.models.plain import fit_warnings, kind_words, plain_lines, technical_lines
 from core.models.spec import ModelEntry
 
-__all__ = ["ModelCard", "KIND_WORDS"]
+__all__ = ["ModelCard"]
 
-KIND_WORDS = {
-    "classical": "Classical method (no training)",
-    "gan": "Neural network (GAN)",
-    "diffusion": "Neural network (diffusion model)",
-}
 
 
 class ModelCard(QtWidgets.QWidget):
@@ -65,7 +60,7 @@ class ModelCard(QtWidgets.QWidget):
             self.details.setText("")
             return
         lines = [f"<b>{html.escape(entry.display_name)}</b> \u2014 "
-                 f"{html.escape(KIND_WORDS.get(entry.kind, entry.kind))}"]
+                 f"{html.escape(kind_words(entry))}"]
         card: dict = {}
         if entry.needs_weights and weights is not None and Path(weights).is_file():
             try:

@@ -13,11 +13,12 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
+from core.models.plain import kind_words
 from core.roi import work_megapixels
-from deblur_gui.model_card import KIND_WORDS, ModelCard
+from deblur_gui.model_card import ModelCard
 from deblur_gui.state import AppState, format_duration
 
-__all__ = ["ModelPanel", "KIND_WORDS"]
+__all__ = ["ModelPanel"]
 
 
 # rough speed before anything was measured here, per kind, in plain words
@@ -154,7 +155,7 @@ class ModelPanel(QtWidgets.QWidget):
             self.entries = {e.name: e for e in list_entries()}
             self.combo.clear()
             for name, e in self.entries.items():
-                self.combo.addItem(f"{e.display_name}  \u2014  {KIND_WORDS.get(e.kind, e.kind)}", name)
+                self.combo.addItem(f"{e.display_name}  \u2014  {kind_words(e)}", name)
             self.device.clear()
             labels = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)", "mps": "GPU (Apple)"}
             for dev in available_devices():

@@ -117,74 +117,51 @@ class WindowActions:
         for a in self.findChildren(QtGui.QAction):
             self.addAction(a)  # shortcuts work even when a panel has focus
 
+    def _menu(self, title: str, items: list) -> dict[str, QtWidgets.QMenu]:
+        """A menu from a list: an action, None for a separator, or (title, fill) for a submenu
+        whose `fill(menu)` runs now and each time it opens. Returns its submenus by title."""
+        m = self.menuBar().addMenu(title)
+        subs = {}
+        for item in items:
+            if item is None:
+                m.addSeparator()
+            elif isinstance(item, tuple):
+                sub, fill = m.addMenu(item[0]), item[1]
+                sub.aboutToShow.connect(lambda sub=sub, fill=fill: fill(sub))
+                fill(sub)
+                subs[item[0]] = sub
+            else:
+                m.addAction(item)
+        subs[""] = m
+        return subs
+
+    def _fill_colour_menu(self, menu: QtWidgets.QMenu) -> None:
+        if menu.isEmpty():                       # the actions stay; their check marks follow
+            for a in self.cmap_actions.values():
+                menu.addAction(a)
+
     def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addAction(self.act_open)
-        self.recent_menu = m.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self._fill_recent()
-        self.sample_menu_file = m.addMenu("Open &sample")
-        m.addSeparator()
-        m.addAction(self.act_save)
-        m.addAction(self.act_export)
-        m.addSeparator()
-        m.addAction(self.act_batch)
-        m.addSeparator()
-        m.addAction(self.act_load_rois)
-        m.addAction(self.act_save_rois)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-
-        m = mb.addMenu("&Edit")
-        m.addAction(self.act_undo)
-        m.addAction(self.act_redo)
-        m.addSeparator()
-        m.addAction(self.act_delete)
-        m.addAction(self.act_clear)
-        self.edit_menu = m
-
-        m = mb.addMenu("&Regions")
-        for tool in Tool.ALL:
-            m.addAction(self.tool_actions[tool])
-        m.addSeparator()
-        m.addAction(self.act_detect)
-        m.addAction(self.act_delete)
-        m.addAction(self.act_clear)
-        m.addSeparator()
-        m.addAction(self.act_load_rois)
-        m.addAction(self.act_save_rois)
-
-        m = mb.addMenu("&View")
-        m.addAction(self.act_tab_image)
-        m.addAction(self.act_tab_compare)
-        m.addSeparator()
-        m.addAction(self.act_fit)
-        m.addAction(self.act_zoom_in)
-        m.addAction(self.act_zoom_out)
-        m.addAction(self.act_auto)
-        cm = m.addMenu("Colour &map")
-        for a in self.cmap_actions.values():
-            cm.addAction(a)
-        m.addAction(self.act_show_rois)
-        self.view_menu = m
-
-        m = mb.addMenu("R&un")
-        m.addAction(self.act_run)
-        m.addAction(self.act_cancel)
-        m.addSeparator()
-        m.addAction(self.act_weights)
-
-        m = mb.addMenu("&Help")
-        self.sample_menu = m.addMenu("Open &sample")
-        for menu in (self.sample_menu, self.sample_menu_file):
-            menu.aboutToShow.connect(lambda menu=menu: self._fill_samples(menu))
-            self._fill_samples(menu)
-        m.addSeparator()
-        m.addAction(self.act_guide)
-        m.addAction(self.act_shortcuts)
-        m.addSeparator()
-        m.addAction(self.act_about)
+        file_menus = self._menu("&File", [
+            self.act_open, ("Open &recent", self._fill_recent),
+            ("Open &sample", self._fill_samples), None,
+            self.act_save, self.act_export, None, self.act_batch, None,
+            self.act_load_rois, self.act_save_rois, None, self.act_quit])
+        self.recent_menu = file_menus["Open &recent"]
+        self.sample_menu_file = file_menus["Open &sample"]
+        self.edit_menu = self._menu("&Edit", [self.act_undo, self.act_redo, None,
+                                              self.act_delete, self.act_clear])[""]
+        self._menu("&Regions", [*(self.tool_actions[t] for t in Tool.ALL), None, self.act_detect,
+                                self.act_delete, self.act_clear, None,
+                                self.act_load_rois, self.act_save_rois])
+        self.view_menu = self._menu("&View", [
+            self.act_tab_image, self.act_tab_compare, None, self.act_fit, self.act_zoom_in,
+            self.act_zoom_out, self.act_auto,
+            ("Colour &map", self._fill_colour_menu),
+            self.act_show_rois])[""]
+        self._menu("R&un", [self.act_run, self.act_cancel, None, self.act_weights])
+        self.sample_menu = self._menu("&Help", [("Open &sample", self._fill_samples), None,
+                                                self.act_guide, self.act_shortcuts, None,
+                                                self.act_about])["Open &sample"]
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Main")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from core.models.spec import ModelEntry
 
-__all__ = ["plain_lines", "technical_lines", "fit_warnings", "data_label", "training_totals"]
+__all__ = ["plain_lines", "technical_lines", "fit_warnings", "data_label", "training_totals",
+           "kind_words", "KIND_WORDS"]
 
-KIND_WORDS = {"classical": "classical method", "gan": "neural network (GAN)",
-              "diffusion": "neural network (diffusion model)"}
+KIND_WORDS = {"classical": "Classical method (no training)", "gan": "Neural network (GAN)",
+              "diffusion": "Neural network (diffusion model)"}
 
 
 def data_label(data: str) -> str:
@@ -136,4 +137,5 @@ def fit_warnings(card: dict, *, pixel_size_um: float | None, rgb: bool) -> list[
 
 
 def kind_words(entry: ModelEntry) -> str:
+    """What kind of model it is, in words ("Neural network (GAN)")."""
     return KIND_WORDS.get(entry.kind, entry.kind)
