@@ -16,7 +16,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.defaults import OUT_SUFFIX
-from core.io import same_file
+from core.io import READ_SUFFIXES, same_file
 from core.region_files import IMAGEJ_SUFFIXES
 from core.roi import ROI_SUFFIX, sidecar_path
 from deblur_gui.dialogs import choose_save_path
@@ -306,7 +306,7 @@ class FileIO:
         if not SAMPLES.is_dir():
             return []
         files = [p for p in sorted(SAMPLES.iterdir())
-                 if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg")]
+                 if p.suffix.lower() in READ_SUFFIXES]
         # the blurred inputs first: they are what a sample is for
         return sorted(files, key=lambda p: ("blur" not in p.stem, p.name))
 

@@ -110,11 +110,11 @@ def _skimage_images() -> list[tuple[str, np.ndarray]]:
 
 
 def _folder_images(folder: Path, limit: int) -> list[tuple[str, np.ndarray]]:
-    from core.io import read_image
+    from core.io import READ_SUFFIXES, read_image
 
     out = []
     for p in sorted(folder.iterdir()):
-        if p.suffix.lower() not in (".tif", ".tiff", ".png", ".jpg", ".jpeg") or len(out) >= limit:
+        if p.suffix.lower() not in READ_SUFFIXES or len(out) >= limit:
             continue
         img = read_image(p)
         plane = next(img.planes())[1].astype(np.float32)

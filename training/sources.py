@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.defocus import DefocusConfig, sample_optics, simulate_local_defocus
+from core.io import READ_SUFFIXES
 from core.normalize import P_HIGH, P_LOW, normalize, percentile_params
 from core.roi import load_rois, roi_mask, sidecar_path
 from training import synth
@@ -23,7 +24,7 @@ from training import synth
 __all__ = ["Field", "SyntheticSource", "SharpFolderSource", "PairedFolderSource",
            "ImageFolderSource", "list_images", "item_rng", "IMAGE_SUFFIXES", "TRAIN", "VAL"]
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = READ_SUFFIXES          # the formats core.io reads
 TRAIN, VAL = 0, 1
 
 
