@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="NAME", help="model to select, e.g. richardson-lucy")
     p.add_argument("--param", metavar="KEY=VALUE", action="append", default=[],
                    help="set a model setting, e.g. --param psf_radius=3 (repeatable)")
-    p.add_argument("--weights", metavar="FILE", help="weights file (.safetensors) for the model")
+    p.add_argument("--weights", metavar="FILE", help="weights file (.safetensors, or a bioimage.io .zip deblur exported) for the model")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
     p.add_argument("--run", action="store_true", help="restore as soon as the image is open")
     p.add_argument("--view", choices=["image", "compare"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.bioimageio.package_files import is_model_package
 from core.defaults import OUT_SUFFIX
 from core.io import READ_SUFFIXES, same_file
 from core.region_files import IMAGEJ_SUFFIXES
@@ -35,8 +36,15 @@ def _outside(roi: Any, w: int, h: int) -> bool:
     return x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h
 
 
+def _is_weights_file(path: Path) -> bool:
+    """deblur weights, or a bioimage.io model package (a .zip with an rdf.yaml)."""
+    return path.suffix.lower() == ".safetensors" or (path.suffix.lower() == ".zip"
+                                                     and is_model_package(path))
+
+
 def _is_region_file(path: Path) -> bool:
-    return path.name.endswith(".json") or path.suffix.lower() in IMAGEJ_SUFFIXES
+    return (path.name.endswith(".json") or path.suffix.lower() in IMAGEJ_SUFFIXES) \
+        and not _is_weights_file(path)
 
 
 class FileIO:
@@ -165,15 +173,16 @@ class FileIO:
 
         start = str(WEIGHTS) if WEIGHTS.is_dir() else self.settings.last_folder()
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load weights", start,
-                                                        "Model weights (*.safetensors);;All files (*)")
+                                                        "Model weights (*.safetensors *.zip);;All files (*)")
         if path:
             self.load_weights(path)
 
     def load_weights(self, path: str | Path) -> bool:
         path = Path(path)
-        if path.suffix.lower() != ".safetensors":
+        if path.suffix.lower() not in (".safetensors", ".zip"):
             self.error(f"{path.name} is not a weights file: deblur loads .safetensors files made by "
-                       "deblur-train (never pickled .pt/.pth files, which could run code).")
+                       "deblur-train, or bioimage.io packages (.zip) that deblur exported (never "
+                       "pickled .pt/.pth files, which could run code).")
             return False
         if not path.is_file():
             self.error(f"Weights file not found: {path}")
@@ -331,14 +340,14 @@ class FileIO:
 
     def open_paths(self, paths: list[Path]) -> None:
         """Dropped files: an image opens, a region file (.json, ImageJ .roi/.zip) loads regions,
-        a .safetensors loads weights."""
-        images = [p for p in paths if not _is_region_file(p) and p.suffix != ".safetensors"]
+        a .safetensors or a bioimage.io package (.zip) loads weights."""
+        images = [p for p in paths if not _is_region_file(p) and not _is_weights_file(p)]
         if images:
             self.open_file(images[0])
         for p in paths:
             if _is_region_file(p):
                 self.load_rois(p)
-            elif p.suffix == ".safetensors":
+            elif _is_weights_file(p):
                 self.load_weights(p)
 
     def _discard_unsaved_ok(self, what: str) -> bool:

@@ -69,7 +69,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.weights_label.setWordWrap(True)
         self.weights_label.setMinimumWidth(80)
         self.weights_btn = QtWidgets.QPushButton("Load weights\u2026")
-        self.weights_btn.setToolTip("Use a model you trained with deblur-train (a .safetensors file)")
+        self.weights_btn.setToolTip("Use a model you trained with deblur-train (a .safetensors file) "
+                                    "or a bioimage.io package that deblur exported (.zip)")
         self.builtin_btn = QtWidgets.QPushButton("Built-in")
         self.builtin_btn.setToolTip("Go back to the weights shipped with deblur")
         weights_row.addWidget(self.weights_label, 1)

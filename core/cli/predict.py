@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
     p.add_argument("--seed", type=int, default=0, help="random seed (diffusion models)")
     p.add_argument("--weights", default=None, metavar="FILE",
-                   help="weights trained with deblur-train (.safetensors)")
+                   help="weights trained with deblur-train (.safetensors), or a bioimage.io package "
+                        "(.zip) that deblur exported; the model is the one they were trained for")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a model setting, e.g. psf_radius=6 (see `deblur models`)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -121,6 +122,18 @@ def _progress_bar(name: str, quiet: bool):
     return bar, update
 
 
+def _model_of(weights: str | None) -> str | None:
+    """The model a --weights file (or bioimage.io package) was trained for, from its card."""
+    from core.models.weights import read_card
+
+    if weights is None:
+        return None
+    try:
+        return read_card(weights).get("model")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from core.batch import restore_file
     from core.devices import DeviceError
@@ -143,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--overlap must be between 0 and the tile size")
 
     if args.model is None:
-        args.model = default_model_name()
+        args.model = _model_of(args.weights) or default_model_name()
     try:
         settings = check_params(get_entry(args.model), model_params(args))
         model = load_model(args.model, weights=args.weights, device=args.device, **settings)

@@ -3,7 +3,8 @@
 A weights file is ``<name>.safetensors`` holding the network's tensors (float32) with the model
 card as JSON in the safetensors metadata under ``"deblur_card"``, and the same card as
 ``<name>.json`` beside it for people and the catalog. Loading never unpickles anything: a file
-from a colleague cannot run code.
+from a colleague cannot run code. A bioimage.io package that deblur exported (a .zip, see
+``core.bioimageio``) loads the same way: its deblur weights and card are read from inside it.
 
 This module is the file format only and knows no model: the registry
 (``core.models.registry``) builds a card's network (`build_from_card`: the model's
@@ -27,6 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from core.bioimageio.package_files import PackageError, is_package, read_package
 from core.io import atomic_write
 from resources import WEIGHTS
 
@@ -110,6 +112,8 @@ def load_weights(path: str | Path, expected_model: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
+    if is_package(path):
+        return _load_package(path, expected_model)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
@@ -125,6 +129,26 @@ def load_weights(path: str | Path, expected_model: str | None = None,
     if card_text is None:
         raise WeightsError(f"weights file {path} has no model card (no '{CARD_KEY}' metadata and "
                            f"no {side.name} beside it); export it with deblur-train")
+    return state, _checked_card(path, card_text, expected_model)
+
+
+def _load_package(path: Path, expected_model: str | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """The deblur weights inside a bioimage.io package (`deblur export-bioimageio`)."""
+    from safetensors.torch import load as st_load
+
+    try:
+        blob, card, _ = read_package(path)
+        state = st_load(blob)
+    except PackageError as exc:
+        raise WeightsError(str(exc)) from None
+    except Exception as exc:  # safetensors raises its own error types for damaged data
+        raise WeightsError(f"weights inside {path} are not readable (damaged package)",
+                           detail=str(exc)) from None
+    return state, _checked_card(path, json.dumps(card), expected_model)
+
+
+def _checked_card(path: Path, card_text: str, expected_model: str | None) -> dict:
+    """The card parsed and checked: it names a model and an architecture, the expected one."""
     try:
         card = json.loads(card_text)
     except json.JSONDecodeError as exc:
@@ -133,13 +157,18 @@ def load_weights(path: str | Path, expected_model: str | None = None,
         raise WeightsError(f"weights file {path} has a model card without 'model' and 'architecture'")
     if expected_model is not None and card["model"] != expected_model:
         raise WeightsError(f"weights file {path} was trained for {card['model']!r}, not {expected_model!r}")
-    return state, card
+    return card
 
 
 def read_card(weights: str | Path) -> dict:
     """The model card beside a weights file (<name>.json), else the one inside its metadata
     ({} when there is neither); ValueError naming the file when it cannot be read."""
     weights = Path(weights)
+    if weights.is_file() and is_package(weights):
+        try:
+            return read_package(weights)[1]
+        except PackageError as exc:
+            raise ValueError(str(exc)) from None
     side = weights.with_suffix(".json")
     if side.is_file():
         try:
