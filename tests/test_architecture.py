@@ -121,6 +121,28 @@ def test_core_never_imports_qt():
     assert offenders == []
 
 
+def _external_imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        out |= {m.split(".")[0] for m in mods}
+    return out
+
+
+def test_the_napari_plugin_is_a_front_end_over_core_only():
+    """The plugin imports core (and napari, qtpy), never the desktop app's modules or PySide6
+    (napari may run on another Qt binding), and nothing imports the plugin."""
+    plugin = "deblur_gui.napari_plugin"
+    graph = import_graph()
+    bad = [f"{mod} -> {dep}" for mod, deps in graph.items() for dep in deps
+           if (mod.startswith(plugin) and dep.startswith("deblur_gui") and not dep.startswith(plugin))
+           or (not mod.startswith(plugin) and dep.startswith(plugin))]
+    bad += [f"{name} imports {m}" for name, path in _modules().items() if name.startswith(plugin)
+            for m in _external_imports(path) & {"PySide6", "pyqtgraph", "PyQt5", "PyQt6"}]
+    assert bad == []
+
+
 def test_the_check_sees_a_cycle():
     """The checker itself: a two-module cycle and a longer one are found, a chain is not."""
     assert _cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b"]]
