@@ -130,6 +130,7 @@ class DeblurWidget(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)         # no "0 %" while nothing runs
         self.status = QtWidgets.QLabel("Choose an image and its blurred regions, then Restore.")
         self.status.setWordWrap(True)
 
@@ -268,6 +269,7 @@ class DeblurWidget(QtWidgets.QWidget):
             return
         self.cancel_event.clear()
         self.progress.setRange(0, 0)
+        self.progress.setTextVisible(True)
         self.restore_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.status.setText(f"Restoring '{job.source.name}' with "
@@ -318,6 +320,9 @@ class DeblurWidget(QtWidgets.QWidget):
                      seed=job.seed, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, device="auto", source=job.source_path)
         name = f"{job.source.name} (deblur {self.entries[job.model].display_name})"
         self.last_result = self.viewer.add_image(out, **result_kwargs(job.source, name, {"deblur": rec}))
+        layers = self.viewer.layers
+        if job.source in layers:     # just above the original: the regions stay drawn on top
+            layers.move(layers.index(self.last_result), layers.index(job.source) + 1)
         self.status.setText(f"Done: '{name}' added; '{job.source.name}' is unchanged.")
 
     def _failed(self, exc: BaseException) -> None:
@@ -328,5 +333,6 @@ class DeblurWidget(QtWidgets.QWidget):
         self.worker = None
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)
         self.restore_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
