@@ -200,3 +200,29 @@ def test_a_damaged_weights_file_is_explained_and_changes_nothing(window, tmp_pat
     assert "did not change" in text
     assert window.state.model_name == "comi" and window.state.weights is None
     assert not window.model_panel.notice.isVisible()
+
+
+def test_a_bioimageio_package_deblur_exported_loads_as_weights(window, tmp_path):
+    """Load weights (or a drop) takes the .zip that `deblur export-bioimageio` wrote; another
+    project's package or an ImageJ ROI set is not taken for a model."""
+    import json
+    import zipfile
+
+    from core.models.weights import resolve_weights
+
+    src = resolve_weights("cyclegan", None)
+    pkg = tmp_path / "cyclegan.zip"
+    with zipfile.ZipFile(pkg, "w") as zf:
+        zf.writestr("rdf.yaml", "type: model\n")
+        zf.write(src, "cyclegan.safetensors")
+        zf.write(src.with_suffix(".json"), "cyclegan.json")
+        zf.writestr("deblur.json", json.dumps({"weights": "cyclegan.safetensors", "card": "cyclegan.json"}))
+    window.select_model("comi")
+    assert window.load_weights(pkg)
+    assert window.state.model_name == "cyclegan" and window.state.weights == pkg
+    foreign = tmp_path / "other.zip"
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("rdf.yaml", "type: model\n")
+    assert not window.load_weights(foreign)
+    assert "not of a deblur model" in window.last_error_text
+    assert window.state.model_name == "cyclegan" and window.state.weights == pkg
