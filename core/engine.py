@@ -189,13 +189,16 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     h, w = src.shape[-2:]
     # rois=None: the whole field, with no mask array at all (an 8k frame's mask is 256 MB)
     mask = None if rois is None else roi_mask(rois, (h, w))
+    planes = list(np.ndindex(src.shape[:-2]))
+    # a model that measures the image (Richardson-Lucy's blur radius) does it once, on the
+    # first plane, before its margin decides the regions and tiles
+    restorer.prepare(src[planes[0]], rois)
 
     if batch_size is None:
         from core.devices import tile_batch_size
 
         batch_size = tile_batch_size(restorer.device, tile + 2 * restorer.margin)
     state = {"done": 0}
-    planes = list(np.ndindex(src.shape[:-2]))
     regions = [Region(0, h, 0, w)] if mask is None else plan_regions(mask, restorer.margin)
 
     def on_batch(n: int) -> None:

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
 from core.models.plain import kind_words
+from core.models.spec import AUTO
 from core.roi import work_megapixels
 from deblur_gui.model_card import ModelCard
 from deblur_gui.state import AppState, format_duration
@@ -260,10 +261,14 @@ class ModelPanel(QtWidgets.QWidget):
             w.setDecimals(2)
             w.setRange(float(p.min) if p.min is not None else -1e9, float(p.max) if p.max is not None else 1e9)
             w.setSingleStep(0.5)
+            if p.auto:   # one step below the smallest value reads "auto": measured on the image
+                w.setMinimum(w.minimum() - 0.5)
+                w.setSpecialValueText("auto (measured)")
+                w.setToolTip(p.help)
             try:
-                w.setValue(float(value))
+                w.setValue(w.minimum() if value == AUTO else float(value))
             except (TypeError, ValueError):
-                w.setValue(float(p.default))
+                w.setValue(w.minimum() if p.default == AUTO else float(p.default))
             w.valueChanged.connect(self._on_param)
             return w
         w = QtWidgets.QLineEdit(str(value))
@@ -278,7 +283,8 @@ class ModelPanel(QtWidgets.QWidget):
             elif isinstance(w, QtWidgets.QCheckBox):
                 out[key] = w.isChecked()
             elif isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
-                out[key] = w.value()
+                auto = w.specialValueText() and w.value() == w.minimum()
+                out[key] = AUTO if auto else w.value()
             else:
                 out[key] = w.text()
         return out
@@ -293,7 +299,7 @@ class ModelPanel(QtWidgets.QWidget):
         elif isinstance(w, QtWidgets.QSpinBox):
             w.setValue(int(value))
         elif isinstance(w, QtWidgets.QDoubleSpinBox):
-            w.setValue(float(value))
+            w.setValue(w.minimum() if value == AUTO else float(value))
         else:
             w.setText(str(value))
             self._on_param()

@@ -186,6 +186,9 @@ class RunController(QtCore.QObject):
             self.settings.set_load_seconds(req.model, device, out.load_seconds)
             self.model_panel.refresh_run()
         log.info("Done in %.1f s on %s: %s", out.seconds, out.device_label, result.label)
+        if out.note:
+            log.info("%s", out.note)
+            self.show_status(f"Done. {out.note[0].upper()}{out.note[1:]}.", 15000)
         for label, before, after in out.sharpness:
             log.info("  sharpness %s: %.4g -> %.4g", label, before, after)
         self.result_ready.emit(result)

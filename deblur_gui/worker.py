@@ -56,6 +56,7 @@ class RunOutput:
     device_label: str
     megapixels: float                           # area actually computed, for the speed estimate
     sharpness: list[tuple[str, float, float]]   # per ROI on the shown plane: (label, before, after)
+    note: str = ""                              # what the model measured (RL: the blur radius)
 
 
 def plain_error(exc: BaseException) -> str:
@@ -152,7 +153,7 @@ class RestoreJob(QtCore.QThread):
         return RunOutput(data=data, image=image, seconds=seconds, load_seconds=load_seconds,
                          device_label=device_label(model.device),
                          megapixels=work_megapixels(req.rois, (h, w)) * n_planes,
-                         sharpness=sharp)
+                         sharpness=sharp, note=getattr(model, "psf_note", ""))
 
 
 def _sharpness_rows(req: RunRequest, original: np.ndarray, data: np.ndarray,

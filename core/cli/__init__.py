@@ -1,4 +1,4 @@
-"""`deblur`: the command line (predict, models, simulate, info, export-bioimageio, bench).
+"""`deblur`: the command line (predict, models, simulate, info, estimate, export-bioimageio, bench).
 
 Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
 Bad input exits 2 with one plain line on stderr; a traceback is never shown for a user error.
@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 from core import __version__
 
-SUBCOMMANDS = ["predict", "models", "simulate", "info", "export_bioimageio"]
+SUBCOMMANDS = ["predict", "models", "simulate", "info", "estimate", "export_bioimageio"]
 #: packages that add subcommands (e.g. `bench` from training) declare them in this entry-point
 #: group, so core finds them without importing those packages by name
 PLUGIN_GROUP = "deblur.commands"

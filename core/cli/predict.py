@@ -63,7 +63,7 @@ def model_params(args: argparse.Namespace) -> dict:
     return params
 
 
-def _rois_from_args(args: argparse.Namespace, image) -> "object | None":
+def rois_from_args(args: argparse.Namespace, image) -> "object | None":
     """RoiSet from --roi / --auto-roi, or None for the whole field."""
     from core.region_files import IMAGEJ_SUFFIXES, load_region_file
     from core.roi import RoiSet, parse_rect
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             if dest.exists() and not args.overwrite:
                 raise UserError(f"{dest} already exists (use --overwrite to replace it)")
             image = read_image(inp)
-            rois = _rois_from_args(args, image)
+            rois = rois_from_args(args, image)
             if rois is not None and len(rois) == 0:
                 print(f"deblur: {inp}: no blurred region found; the output is an unchanged copy",
                       file=sys.stderr)

@@ -9,6 +9,7 @@ diffusion sampler.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ import torch
 from core.devices import autocast_context
 from core.models.layers import pad_to_multiple
 from core.tiling import Tiler
+
+if TYPE_CHECKING:
+    from core.roi import RoiSet
 
 __all__ = ["Restorer", "NetworkRestorer", "ORIENTATION_CHOICES", "orient", "unorient"]
 
@@ -46,6 +50,11 @@ class Restorer(ABC):
     passes: int = 1       # Tiler.map calls per restore_plane() (for progress totals)
     align: int = 1        # down-sampling factor: tiles must start on this grid (Tiler align)
     device: torch.device = torch.device("cpu")
+
+    def prepare(self, plane: np.ndarray, rois: "RoiSet | None") -> None:
+        """Look at the whole plane and the regions before any tile is restored (a model that
+        measures something on the image, e.g. Richardson-Lucy's blur radius, does it here;
+        it may change `margin`). Most models need nothing."""
 
     @abstractmethod
     def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Richardson-Lucy deconvolution: the classical baseline every learned model must beat.
 
-The user sets the blur radius (px) of a defocus PSF (a uniform disk, the geometric-optics
-defocus blur, or a Gaussian); the iterations run on each tile in the frequency domain, through
-the same tiling path as the networks.
+The blur radius (px) of the defocus PSF (a uniform disk, the geometric-optics defocus blur, or a
+Gaussian) is measured on the image by default (``psf_radius=auto``: the regions against the
+image's in-focus areas, ``core.blur_estimate``) or set by the user; the iterations run on each
+tile in the frequency domain, through the same tiling path as the networks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 
 from core.psf import disk_psf, gaussian_psf
 from core.models.base import Restorer
-from core.models.spec import ModelEntry, Param
+from core.models.spec import AUTO, ModelEntry, Param
+from core.roi import RoiSet
 from core.tiling import Tiler
 
 __all__ = ["RichardsonLucy", "make_psf", "MODEL"]
@@ -24,6 +26,8 @@ __all__ = ["RichardsonLucy", "make_psf", "MODEL"]
 # keeps the dark background positive without changing the result's scale.
 _OFFSET = 0.1
 _EPS = 1e-6
+#: the radius used when auto cannot measure one (no regions, no in-focus area): the old default
+FALLBACK_RADIUS = 4.0
 
 
 def make_psf(radius: float, shape: str = "disk") -> np.ndarray:
@@ -38,18 +42,43 @@ class RichardsonLucy(Restorer):
 
     name = "richardson-lucy"
 
-    def __init__(self, psf: np.ndarray, iterations: int = 30, device: torch.device = torch.device("cpu"),
-                 ) -> None:
+    def __init__(self, psf: np.ndarray | None, iterations: int = 30,
+                 device: torch.device = torch.device("cpu"), shape: str = "disk") -> None:
+        self.iterations = int(iterations)
+        self.device = device
+        self.shape = shape
+        #: how the PSF was chosen, in plain words (shown after a run; "auto" fills it in)
+        self.psf_note = ""
+        self.auto = psf is None
+        self._set_psf(make_psf(FALLBACK_RADIUS, shape) if psf is None else psf)
+
+    def _set_psf(self, psf: np.ndarray) -> None:
         if psf.ndim != 2 or psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
             raise ValueError("the PSF must be a 2-D array of odd size")
         self.psf = torch.as_tensor(psf / psf.sum(), dtype=torch.float32)
-        self.iterations = int(iterations)
-        self.device = device
         self.radius = psf.shape[0] // 2
         # influence of a pixel spreads by about one PSF radius per few iterations; beyond
         # this margin the tiled result differs from the whole frame by well under a grey level
         self.margin = int(min(128, max(16, 3 * self.radius + 2 * math.isqrt(self.iterations) * self.radius)))
         self._otf_cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def prepare(self, plane: np.ndarray, rois: RoiSet | None) -> None:
+        """psf_radius=auto: the blur of the regions measured against the image's in-focus
+        areas (`core.blur_estimate`; the median over regions), else the fallback radius."""
+        if not self.auto:
+            return
+        from core.blur_estimate import estimate_regions
+
+        found = [e.radius_px for e in estimate_regions(plane, rois)] if rois is not None and rois.rois else []
+        found = [r for r in found if r is not None]
+        if found:
+            radius = float(np.median(found))
+            self.psf_note = f"blur radius estimated from the image: {radius:.1f} px"
+        else:
+            radius = FALLBACK_RADIUS
+            why = "no regions marked" if rois is None or not rois.rois else "the blur could not be measured"
+            self.psf_note = f"blur radius {radius:g} px ({why}; set it yourself for a better result)"
+        self._set_psf(make_psf(max(radius, 0.5), self.shape))
 
     def _otf(self, h: int, w: int) -> torch.Tensor:
         key = (h, w)
@@ -84,22 +113,25 @@ class RichardsonLucy(Restorer):
         return out[0].numpy()
 
 
-def _build(net: None, card: dict, device: torch.device, psf_radius: float, iterations: int,
+def _build(net: None, card: dict, device: torch.device, psf_radius: float | str, iterations: int,
            psf_shape: str) -> RichardsonLucy:
-    return RichardsonLucy(make_psf(psf_radius, psf_shape), iterations=iterations, device=device)
+    psf = None if psf_radius == AUTO else make_psf(float(psf_radius), psf_shape)
+    return RichardsonLucy(psf, iterations=iterations, device=device, shape=psf_shape)
 
 
 MODEL = ModelEntry(
     name="richardson-lucy", kind="classical", display_name="Richardson-Lucy", order=3,
-    summary=("Classical deconvolution (Richardson-Lucy) with a defocus blur of the radius you set; "
-             "no training, a baseline to compare against."),
+    summary=("Classical deconvolution (Richardson-Lucy) with a defocus blur measured on the image "
+             "(or the radius you set); no training, a baseline to compare against."),
     good_for="a predictable baseline: classical deconvolution that adds nothing beyond the "
              "blur you describe.",
-    caution="you set the blur radius; a wrong radius gives rings around edges and more noise.",
+    caution="a wrong blur radius gives rings around edges and more noise; the measured radius "
+            "needs in-focus areas outside the regions.",
     build=_build,
     params={
-        "psf_radius": Param(4.0, float, "blur radius of the defocus PSF in pixels",
-                            label="Blur radius (px)", min=0.5, max=60.0),
+        "psf_radius": Param(AUTO, float, "blur radius of the defocus PSF in pixels, or auto: "
+                            "measured on the regions against the image's in-focus areas",
+                            label="Blur radius (px)", min=0.5, max=60.0, auto=True),
         "iterations": Param(30, int, "Richardson-Lucy iterations (more = sharper, noisier)",
                             label="Iterations", min=1, max=500),
         "psf_shape": Param("disk", str, "PSF shape: disk (defocus) or gaussian",

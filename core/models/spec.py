@@ -14,7 +14,10 @@ from typing import Any, Callable
 
 from core.models.weights import default_weights_path
 
-__all__ = ["Param", "ModelEntry", "KINDS"]
+__all__ = ["Param", "ModelEntry", "KINDS", "AUTO"]
+
+#: the value of a setting the model measures on the image itself (Param.auto)
+AUTO = "auto"
 
 #: what a model is, in the registry's words: a classical method (no weights), a GAN (its trained
 #: generator restores) or a diffusion model (sampled step by step)
@@ -32,13 +35,17 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
+    auto: bool = False       # the value may also be "auto": the model measures it on the image
 
     def check(self, name: str, value: Any) -> Any:
         """Convert and range-check a value, with a message a user understands."""
+        if self.auto and isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
         try:
             value = self.type(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a {self.type.__name__}, got {value!r}") from None
+            what = f"a {self.type.__name__}" + (f" or {AUTO!r}" if self.auto else "")
+            raise ValueError(f"{name} must be {what}, got {value!r}") from None
         if self.min is not None and value < self.min:
             raise ValueError(f"{name} must be at least {self.min}, got {value}")
         if self.max is not None and value > self.max:

@@ -17,7 +17,7 @@ from qtpy import QtCore, QtWidgets
 
 from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 from core.models.registry import check_params, default_model_name, get_entry, list_entries
-from core.models.spec import ModelEntry, Param
+from core.models.spec import AUTO, ModelEntry, Param
 from deblur_gui.napari_plugin.layers import FEATHER_KEY, LayerError, image_array, layer_rois, result_kwargs
 
 __all__ = ["DeblurWidget", "WHOLE_IMAGE"]
@@ -61,7 +61,10 @@ def _param_widget(p: Param) -> QtWidgets.QWidget:
         w = QtWidgets.QDoubleSpinBox()
         w.setDecimals(2)
         w.setRange(float(p.min if p.min is not None else -1e6), float(p.max if p.max is not None else 1e6))
-        w.setValue(float(p.default))
+        if p.auto:       # one step below the smallest value reads "auto": measured on the image
+            w.setMinimum(w.minimum() - 0.5)
+            w.setSpecialValueText("auto (measured)")
+        w.setValue(w.minimum() if p.default == AUTO else float(p.default))
     else:
         w = QtWidgets.QLineEdit(str(p.default))
     w.setToolTip(p.help)
@@ -74,7 +77,7 @@ def _param_value(w: QtWidgets.QWidget) -> Any:
     if isinstance(w, QtWidgets.QCheckBox):
         return w.isChecked()
     if isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
-        return w.value()
+        return AUTO if w.specialValueText() and w.value() == w.minimum() else w.value()
     return w.text()
 
 

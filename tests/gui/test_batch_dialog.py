@@ -24,6 +24,7 @@ def test_a_folder_is_restored_beside_the_images_and_never_overwritten(window, tm
     before = {p: p.read_bytes() for p in (a, b)}
     window.select_model("richardson-lucy")
     window.model_panel.set_param("iterations", 3)
+    window.model_panel.set_param("psf_radius", 4.0)      # the region is sharp: auto would keep it
     dlg = window.batch_dialog()
     dlg.folder.setText(str(src))
     dlg.rule.setCurrentIndex(dlg.rule.findData("sidecar_or_auto"))

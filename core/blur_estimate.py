@@ -1,0 +1,261 @@
+"""How out of focus a region is, measured against the in-focus part of the same image.
+
+The blur deblur repairs is local, so every image also shows its specimen sharp. The power
+spectrum of a region is (about) the spectrum of the specimen times |OTF|^2 of the defocus PSF,
+plus the camera's flat noise floor; the specimen's spectrum is measured on the image's own
+in-focus areas. We fit the defocus PSF (the widefield family of `core.psf`, by effective radius)
+and an intensity factor so that
+
+    P_region(f) ~ c |OTF_r(f)|^2 (P_sharp(f) - N) + N
+
+over the radial frequency bins, in log power (each octave of the spectrum counts alike). The
+radius range whose fit is nearly as good as the best says how sure the estimate is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from core.normalize import normalize, percentile_params
+from core.roi import RoiSet, roi_mask
+
+__all__ = ["BlurEstimate", "estimate_blur", "estimate_regions", "RADII", "SHARP_RADIUS_PX"]
+
+#: the candidate effective radii (px): 0 (in focus) and 0.5 to 48 px, log-spaced
+RADII = np.concatenate([[0.0], np.geomspace(0.5, 48.0, 56)])
+#: below this effective radius a region looks as sharp as the image's in-focus areas
+SHARP_RADIUS_PX = 1.2
+_PATCHES = (64, 32, 16)          # patch sides tried, largest first
+_MIN_PATCHES = 4                 # patches a side needs to be measured
+_C_GRID = np.geomspace(0.05, 20.0, 121)
+
+
+@dataclass
+class BlurEstimate:
+    """The blur of one region, with how sure we are and what it rests on."""
+
+    radius_px: float | None              # effective blur radius (core.psf.psf_radius_px); None: unknown
+    low_px: float | None = None          # the range of radii that fit nearly as well
+    high_px: float | None = None
+    confidence: str = "none"             # "high", "medium", "low" or "none"
+    reason: str = ""                     # why there is no estimate, in plain words
+    patches: tuple[int, int] = (0, 0)    # (region, in-focus) patches measured
+    defocus_um: float | None = None      # when the optics are known
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def looks_sharp(self) -> bool:
+        return self.radius_px is not None and self.high_px is not None and self.high_px <= 2 * SHARP_RADIUS_PX \
+            and self.radius_px <= SHARP_RADIUS_PX
+
+    def words(self) -> str:
+        """One plain line: "about 6 px out of focus (4-8 px)"."""
+        if self.radius_px is None:
+            return f"blur unknown: {self.reason}" if self.reason else "blur unknown"
+        if self.looks_sharp:
+            return "already looks sharp (as sharp as the in-focus areas)"
+        text = f"about {self.radius_px:.0f} px out of focus" if self.radius_px >= 2 else \
+            f"slightly out of focus (about {self.radius_px:.1f} px)"
+        if self.low_px is not None and self.high_px is not None:
+            text += f" ({self.low_px:.1f}-{self.high_px:.1f} px)"
+        if self.defocus_um is not None:
+            text += f", about {self.defocus_um:.1f} \u00b5m of defocus"
+        if self.confidence == "low":
+            text += "; uncertain"
+        return text
+
+
+# ----------------------------------------------------------------------------- spectra
+
+def _bins(p: int) -> np.ndarray:
+    """Radial frequency bin index of each FFT coefficient of a p x p patch (0 = DC, dropped)."""
+    f = np.fft.fftfreq(p)
+    r = np.hypot(f[:, None], f[None, :])
+    return np.minimum(np.rint(r * p).astype(int), p // 2)
+
+
+@lru_cache(maxsize=8)
+def _window(p: int) -> np.ndarray:
+    w = np.hanning(p + 2)[1:-1]
+    win = np.outer(w, w)
+    return win / np.sqrt((win ** 2).mean())
+
+
+def _patch_corners(mask: np.ndarray, p: int) -> list[tuple[int, int]]:
+    """Top-left corners of p x p patches (stride p / 2) lying wholly inside `mask`."""
+    from scipy import ndimage
+
+    inside = ndimage.minimum_filter(mask.astype(np.uint8), size=p, mode="constant", cval=0,
+                                    origin=(-(p // 2), -(p // 2)))
+    s = max(1, p // 2)
+    ys, xs = np.nonzero(inside[: mask.shape[0] - p + 1: s, : mask.shape[1] - p + 1: s])
+    return [(int(y) * s, int(x) * s) for y, x in zip(ys, xs)]
+
+
+#: context (px) read around each in-focus patch when it is blurred by a candidate PSF
+_CONTEXT = 64
+_MAX_REFERENCE = 32          # in-focus patches used (evenly chosen): enough for a mean spectrum
+
+
+@lru_cache(maxsize=1)
+def _psfs() -> tuple[np.ndarray, ...]:
+    """The widefield defocus PSF of each radius in RADII (default optics; the family's shape
+    changes little with the objective at a given effective radius)."""
+    from core.psf import Optics, defocus_for_radius, defocus_psf
+
+    o = Optics()
+    out = []
+    for r in RADII:
+        if r <= 0:
+            out.append(np.ones((1, 1)))
+            continue
+        z = defocus_for_radius(float(r), na=o.na, wavelength_um=o.wavelength_um,
+                               n_medium=o.n_medium, pixel_um=o.pixel_um)
+        out.append(defocus_psf(z, na=o.na, wavelength_um=o.wavelength_um, n_medium=o.n_medium,
+                               pixel_um=o.pixel_um))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _otfs(size: int) -> tuple[np.ndarray, ...]:
+    """rfft2 of each PSF on a size x size grid (cropped to it when larger, renormalised)."""
+    out = []
+    for psf in _psfs():
+        h = psf.shape[0] // 2
+        keep = min(h, size // 2 - 1)
+        psf = psf[h - keep:h + keep + 1, h - keep:h + keep + 1]
+        k = np.zeros((size, size))
+        k[:psf.shape[0], :psf.shape[1]] = psf / psf.sum()
+        out.append(np.fft.rfft2(np.roll(k, (-keep, -keep), (0, 1))))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _otf2_radial(size: int, p: int) -> np.ndarray:
+    """|OTF|^2 of each PSF at the radial bins of a p x p patch (for the noise's share)."""
+    f = np.fft.fftfreq(size)
+    rad = np.minimum(np.rint(np.hypot(f[:, None], f[None, : size // 2 + 1]) * p).astype(int), p // 2)
+    counts = np.maximum(np.bincount(rad.ravel(), minlength=p // 2 + 1), 1)
+    return np.array([(np.bincount(rad.ravel(), (np.abs(o) ** 2).ravel(), minlength=p // 2 + 1)
+                      / counts)[1:] for o in _otfs(size)])
+
+
+def _blurred_reference_spectra(x: np.ndarray, corners: list[tuple[int, int]], p: int) -> np.ndarray:
+    """Spectra of the in-focus patches blurred by each candidate PSF (R, p // 2): blurring the
+    pixels themselves, so windowing and leakage treat them exactly as the region's patches."""
+    size = p + 2 * _CONTEXT
+    padded = np.pad(x, _CONTEXT, mode="reflect")
+    crops = [np.fft.rfft2(padded[y:y + size, x0:x0 + size]) for y, x0 in corners]
+    c0, c1 = _CONTEXT, _CONTEXT + p
+    return np.array([_spectrum_of([np.fft.irfft2(c * otf, s=(size, size))[c0:c1, c0:c1]
+                                   for c in crops], p) for otf in _otfs(size)])
+
+
+def _spectrum_of(patches: list[np.ndarray], p: int) -> np.ndarray:
+    win = _window(p)
+    bins = _bins(p).ravel()
+    total = np.zeros(p // 2 + 1)
+    for patch in patches:
+        patch = (patch - patch.mean()) * win
+        total += np.bincount(bins, (np.abs(np.fft.fft2(patch)) ** 2).ravel() / (p * p),
+                             minlength=p // 2 + 1)
+    counts = np.maximum(np.bincount(bins, minlength=p // 2 + 1), 1)
+    return (total / max(len(patches), 1) / counts)[1:]
+
+
+# ----------------------------------------------------------------------------- the fit
+
+def _fit(x: np.ndarray, reg: list[tuple[int, int]], ref: list[tuple[int, int]], p: int) -> dict:
+    """Best radius, the radii nearly as good, and the fit's figures."""
+    if len(ref) > _MAX_REFERENCE:
+        ref = [ref[i] for i in np.linspace(0, len(ref) - 1, _MAX_REFERENCE).round().astype(int)]
+    p_reg = _spectrum_of([x[y:y + p, x0:x0 + p] for y, x0 in reg], p)
+    p_ref = _spectrum_of([x[y:y + p, x0:x0 + p] for y, x0 in ref], p)
+    top = max(2, len(p_reg) // 8)
+    noise = float(p_reg[-top:].mean())            # the region's noise floor (blur removed the rest)
+    ref_noise = float(min(p_ref[-top:].mean(), noise))
+    use = p_ref - ref_noise > 0.5 * noise             # bins where the in-focus areas show structure
+    use[0] = True
+    if use.sum() < 3:
+        return {"radius": None, "reason": "the in-focus areas show too little structure"}
+    if p_reg[0] < 2.0 * noise:
+        return {"radius": None, "reason": "the region shows no structure to judge (plain "
+                                          "background or noise)"}
+    blurred = _blurred_reference_spectra(x, ref, p)                  # (R, B)
+    signal = np.maximum(blurred - _otf2_radial(p + 2 * _CONTEXT, p) * ref_noise, 1e-12)[:, use]
+    obs = np.log(np.maximum(p_reg[use], 1e-12))
+    pred = _C_GRID[None, :, None] * signal[:, None, :] + noise      # (R, C, B)
+    loss = ((np.log(pred) - obs[None, None, :]) ** 2).mean(axis=2)
+    best_c = loss.argmin(axis=1)
+    per_r = loss[np.arange(len(RADII)), best_c]
+    k = int(per_r.argmin())
+    tol = max(0.02, 0.5 * float(per_r[k]))       # a fit this close is as plausible
+    near = np.nonzero(per_r <= per_r[k] + tol)[0]
+    return {"radius": float(RADII[k]), "low": float(RADII[near.min()]),
+            "high": float(RADII[near.max()]), "loss": float(per_r[k]), "noise": noise,
+            "scale": float(_C_GRID[best_c[k]]), "bins": int(use.sum())}
+
+
+def estimate_blur(plane: np.ndarray, region: np.ndarray, reference: np.ndarray, *,
+                  pixel_um: float | None = None, na: float | None = None,
+                  wavelength_um: float = 0.52, n_medium: float = 1.0) -> BlurEstimate:
+    """The blur of `region` (bool mask) against `reference` (bool mask of in-focus pixels).
+
+    The plane is percentile-normalised first. With `pixel_um` and `na` the radius is also given
+    as defocus in um (the widefield PSF of those optics with the same effective radius).
+    """
+    x = normalize(np.nan_to_num(np.asarray(plane, np.float32)), percentile_params(plane))
+    for p in _PATCHES:
+        reg, ref = _patch_corners(region, p), _patch_corners(reference, p)
+        if len(reg) >= _MIN_PATCHES and len(ref) >= _MIN_PATCHES:
+            break
+    else:
+        what = "the region" if len(reg) < _MIN_PATCHES else "the in-focus part of the image"
+        return BlurEstimate(None, reason=f"{what} is too small to measure (fewer than "
+                                         f"{_MIN_PATCHES} patches of {_PATCHES[-1]} px)",
+                            patches=(len(reg), len(ref)))
+    fit = _fit(x, reg, ref, p)
+    if fit["radius"] is None:
+        return BlurEstimate(None, reason=fit["reason"], patches=(len(reg), len(ref)))
+    ratio = (fit["high"] + 1.0) / (fit["low"] + 1.0)
+    confidence = "high" if ratio < 1.6 else "medium" if ratio < 3.0 else "low"
+    est = BlurEstimate(fit["radius"], fit["low"], fit["high"], confidence,
+                       patches=(len(reg), len(ref)), extra={"patch": p, **fit})
+    if pixel_um and na and est.radius_px and est.radius_px > SHARP_RADIUS_PX:
+        from core.psf import defocus_for_radius
+
+        est.defocus_um = defocus_for_radius(est.radius_px, na=na, wavelength_um=wavelength_um,
+                                            n_medium=n_medium, pixel_um=pixel_um)
+    return est
+
+
+def in_focus_reference(plane: np.ndarray, rois: RoiSet, margin: int = 8) -> np.ndarray:
+    """Pixels outside every region (by `margin` px) that the focus map calls sharp: the
+    image's own picture of its specimen in focus."""
+    from scipy import ndimage
+
+    outside = roi_mask(RoiSet(rois.rois, feather=0), plane.shape) == 0
+    outside = ndimage.binary_erosion(outside, iterations=margin)
+    try:
+        from core.focus import focus_map
+
+        sharp = focus_map(plane) >= 0.5
+        if (outside & sharp).sum() >= 0.25 * outside.sum():
+            return outside & sharp
+    except ValueError:
+        pass
+    return outside
+
+
+def estimate_regions(plane: np.ndarray, rois: RoiSet, **optics: float) -> list[BlurEstimate]:
+    """One estimate per ROI, each against the in-focus areas outside all of them."""
+    plane = np.asarray(plane, np.float32)
+    reference = in_focus_reference(plane, rois)
+    out = []
+    for roi in rois.rois:
+        region = roi_mask(RoiSet([roi], feather=0), plane.shape) > 0
+        out.append(estimate_blur(plane, region, reference, **optics))
+    return out

@@ -1,0 +1,78 @@
+"""How blurred a region is, measured against the same image's in-focus areas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.blur_estimate import estimate_blur, estimate_regions, in_focus_reference
+from core.cli import main as deblur
+from core.engine import restore
+from core.metrics import psnr
+from core.models.registry import load_model
+from core.normalize import normalize, percentile_params
+from core.roi import Rect, RoiSet
+from resources import SAMPLES
+
+
+@pytest.fixture(scope="module")
+def cases():
+    from training.bench_cases import make_cases
+
+    return make_cases(3, 256, seed=5, include_skimage=False)      # radii 3, 6, 10 px
+
+
+def test_the_blur_of_a_defocused_region_is_found_within_a_third(cases):
+    for c in cases:
+        est = estimate_blur(c.blurred, c.region, in_focus_reference(c.blurred, c.rois))
+        assert est.radius_px is not None and est.low_px <= est.radius_px <= est.high_px
+        assert abs(est.radius_px - c.radius_px) <= 0.3 * c.radius_px, (c.name, c.radius_px, est)
+        assert "out of focus" in est.words()
+
+
+def test_a_sharp_region_marked_as_blurred_is_called_sharp(cases):
+    c = cases[0]
+    est = estimate_blur(c.sharp, c.region, in_focus_reference(c.sharp, c.rois))
+    assert est.looks_sharp and "already looks sharp" in est.words()
+
+
+def test_no_structure_or_too_little_image_gives_a_reason_not_a_number(rng):
+    flat = rng.normal(100, 3, (256, 256)).astype(np.float32)
+    est = estimate_regions(flat, RoiSet([Rect(64, 64, 128, 128)]))[0]
+    assert est.radius_px is None and est.reason
+    tiny = rng.normal(100, 3, (64, 64)).astype(np.float32)
+    est = estimate_regions(tiny, RoiSet([Rect(8, 8, 48, 48)]))[0]
+    assert est.radius_px is None and "too small" in est.reason
+
+
+def test_richardson_lucy_measures_its_blur_radius_by_default(cases):
+    """psf_radius=auto: RL finds the radius itself and does about as well as when told it."""
+    c = cases[1]
+    ref = percentile_params(c.sharp)
+    score = {}
+    for label, params in (("auto", {}), ("told", {"psf_radius": c.radius_px})):
+        model = load_model("richardson-lucy", device="cpu", **params)
+        out = restore(c.blurred, model, c.rois, axes="YX")
+        score[label] = psnr(normalize(out, ref), normalize(c.sharp, ref), data_range=1.0, mask=c.region)
+        if label == "auto":
+            assert "estimated from the image" in model.psf_note
+    assert score["auto"] >= score["told"] - 0.5
+
+
+def test_richardson_lucy_without_regions_falls_back_and_says_so():
+    model = load_model("richardson-lucy", device="cpu")
+    restore(np.random.default_rng(0).random((64, 64), dtype=np.float32), model, None)
+    assert "no regions marked" in model.psf_note and model.radius == 4
+
+
+def test_deblur_estimate_prints_each_region(capsys):
+    args = ["estimate", str(SAMPLES / "tissue_blurred.png"), "--roi", str(SAMPLES / "tissue_blurred.roi.json")]
+    assert deblur(args) == 0
+    assert capsys.readouterr().out.startswith("region 1: about ")
+    assert deblur([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["region"] == 1 and rows[0]["radius_px"] > 2 and rows[0]["confidence"] in ("high", "medium", "low")
+    assert deblur(["estimate", str(SAMPLES / "tissue_blurred.png")]) == 2
+    assert "--roi" in capsys.readouterr().err
