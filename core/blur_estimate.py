@@ -22,7 +22,8 @@ import numpy as np
 from core.normalize import normalize, percentile_params
 from core.roi import RoiSet, roi_mask
 
-__all__ = ["BlurEstimate", "estimate_blur", "estimate_regions", "RADII", "SHARP_RADIUS_PX"]
+__all__ = ["BlurEstimate", "estimate_blur", "estimate_regions", "in_focus_reference",
+           "psf_for_radius", "first_plane", "RADII", "SHARP_RADIUS_PX"]
 
 #: the candidate effective radii (px): 0 (in focus) and 0.5 to 48 px, log-spaced
 RADII = np.concatenate([[0.0], np.geomspace(0.5, 48.0, 56)])
@@ -48,7 +49,7 @@ class BlurEstimate:
 
     @property
     def looks_sharp(self) -> bool:
-        return self.radius_px is not None and self.high_px is not None and self.high_px <= 2 * SHARP_RADIUS_PX \
+        return self.radius_px is not None and self.high_px is not None and self.high_px <= 2.5 * SHARP_RADIUS_PX \
             and self.radius_px <= SHARP_RADIUS_PX
 
     def words(self) -> str:
@@ -100,23 +101,24 @@ _CONTEXT = 64
 _MAX_REFERENCE = 32          # in-focus patches used (evenly chosen): enough for a mean spectrum
 
 
-@lru_cache(maxsize=1)
-def _psfs() -> tuple[np.ndarray, ...]:
-    """The widefield defocus PSF of each radius in RADII (default optics; the family's shape
-    changes little with the objective at a given effective radius)."""
+def psf_for_radius(radius_px: float) -> np.ndarray:
+    """The family's PSF of this effective radius: widefield defocus with default optics (its
+    shape changes little with the objective at a given effective radius); 0 -> no blur."""
     from core.psf import Optics, defocus_for_radius, defocus_psf
 
+    if radius_px <= 0:
+        return np.ones((1, 1))
     o = Optics()
-    out = []
-    for r in RADII:
-        if r <= 0:
-            out.append(np.ones((1, 1)))
-            continue
-        z = defocus_for_radius(float(r), na=o.na, wavelength_um=o.wavelength_um,
-                               n_medium=o.n_medium, pixel_um=o.pixel_um)
-        out.append(defocus_psf(z, na=o.na, wavelength_um=o.wavelength_um, n_medium=o.n_medium,
-                               pixel_um=o.pixel_um))
-    return tuple(out)
+    z = defocus_for_radius(float(radius_px), na=o.na, wavelength_um=o.wavelength_um,
+                           n_medium=o.n_medium, pixel_um=o.pixel_um)
+    return defocus_psf(z, na=o.na, wavelength_um=o.wavelength_um, n_medium=o.n_medium,
+                       pixel_um=o.pixel_um)
+
+
+@lru_cache(maxsize=1)
+def _psfs() -> tuple[np.ndarray, ...]:
+    """The PSF of each radius in RADII."""
+    return tuple(psf_for_radius(float(r)) for r in RADII)
 
 
 @lru_cache(maxsize=4)
@@ -248,6 +250,15 @@ def in_focus_reference(plane: np.ndarray, rois: RoiSet, margin: int = 8) -> np.n
     except ValueError:
         pass
     return outside
+
+
+def first_plane(data: np.ndarray, axes: str) -> np.ndarray:
+    """The plane the engine measures on: the first of every axis but Y, X (and RGB samples S,
+    kept last), as (Y, X) or (Y, X, S)."""
+    index = tuple(slice(None) if a in "YXS" else 0 for a in axes)
+    rest = [a for a in axes if a in "YXS"]
+    order = [rest.index(a) for a in "YXS" if a in rest]
+    return np.transpose(np.asarray(data)[index], order)
 
 
 def estimate_regions(plane: np.ndarray, rois: RoiSet, **optics: float) -> list[BlurEstimate]:

@@ -1,4 +1,5 @@
-"""Comparing original and restored: side by side, swipe, difference, and sharpness per region.
+"""Comparing original and restored: side by side, swipe, difference, and per region the
+measured blur and the trust check.
 
 The two sides share zoom, pan, levels and colour map so that any difference seen is in the
 pixels, not in the display. Several results (one per model or setting) are kept in the state and
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.metrics import sample_spread
 from deblur_gui.plane_bar import PlaneBar
@@ -125,16 +126,18 @@ class CompareView(QtWidgets.QWidget):
         self.spread_legend.setVisible(False)
         layout.addWidget(self.spread_legend)
 
-        self.table = QtWidgets.QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Region", "Sharpness before", "after", "change"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
-        for c in (1, 2, 3):
-            self.table.horizontalHeader().setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table = QtWidgets.QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Region", "Blur (measured)", "Trust check"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setMaximumHeight(120)
-        self.table.setToolTip("Sharpness (variance of the Laplacian over mean\u00b2, higher is sharper) "
-                              "inside each region on the plane shown, before and after restoration.")
+        self.table.setToolTip("Blur: how far out of focus each region was, measured against the "
+                              "image's in-focus areas. Trust check: blurring the result again by "
+                              "that much must give back the input; where it does not, the model "
+                              "added or removed structure the input does not support.")
         layout.addWidget(self.table)
 
         self.empty = QtWidgets.QLabel("No results yet. Mark the blurred regions and press "
@@ -289,19 +292,16 @@ class CompareView(QtWidgets.QWidget):
         self.diff.hist.gradient.setColorMap(DIFFERENCE_CMAP)
 
     def _fill_table(self, result: Result) -> None:
-        self.table.setRowCount(len(result.sharpness))
-        for row, (label, b, a) in enumerate(result.sharpness):
-            change = (a / b - 1.0) * 100 if b > 0 else float("nan")
-            cells = [label, f"{b:.4g}", f"{a:.4g}", f"{change:+.0f} %" if np.isfinite(change) else "\u2013"]
+        self.table.setRowCount(len(result.checks))
+        for row, cells in enumerate(result.checks):
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
-                if col:
-                    item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                item.setToolTip(text)
+                if col == 2 and not text.startswith("consistent"):
+                    item.setForeground(QtGui.QColor("#b35900"))     # a verdict to look at
                 self.table.setItem(row, col, item)
-        note = ""
-        if result.scope:
-            note = f" ({result.scope})"
-        self.table.setHorizontalHeaderLabels([f"Region{note}", "Sharpness before", "after", "change"])
+        note = f" ({result.scope})" if result.scope else ""
+        self.table.setHorizontalHeaderLabels([f"Region{note}", "Blur (measured)", "Trust check"])
 
     # ------------------------------------------------------------------ linked levels
     def set_levels(self, lo: float, hi: float) -> None:

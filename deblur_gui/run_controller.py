@@ -177,7 +177,7 @@ class RunController(QtCore.QObject):
         scope = req.plane_description or ("all planes" if self.state.plane_axes() else "")
         result = self.state.add_result(model=req.model, params=req.params, device=out.device_label,
                                        image=out.image, seconds=out.seconds, scope=scope,
-                                       rois=req.rois, weights=req.weights, sharpness=out.sharpness,
+                                       rois=req.rois, weights=req.weights, checks=out.checks,
                                        seed=req.seed if self.model_panel.is_stochastic(req.model) else None)
         compute = out.seconds - out.load_seconds
         if out.megapixels > 0 and compute > 0:
@@ -189,8 +189,8 @@ class RunController(QtCore.QObject):
         if out.note:
             log.info("%s", out.note)
             self.show_status(f"Done. {out.note[0].upper()}{out.note[1:]}.", 15000)
-        for label, before, after in out.sharpness:
-            log.info("  sharpness %s: %.4g -> %.4g", label, before, after)
+        for label, blur, verdict in out.checks:
+            log.info("  %s: %s; %s", label, blur, verdict)
         self.result_ready.emit(result)
         self.finished.emit("done")
 

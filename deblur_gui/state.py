@@ -74,7 +74,7 @@ class Result:
     scope: str                          # "all planes" or a description of the plane restored
     rois: RoiSet
     weights: Path | None = None
-    sharpness: list[tuple[str, float, float]] = field(default_factory=list)  # (roi, before, after)
+    checks: list[tuple[str, str, str]] = field(default_factory=list)  # (roi, blur, trust verdict)
     seed: int | None = None             # the sampling seed of a stochastic model (DDPM)
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore
 
-from core.metrics import region_sharpness
+from core.trust import region_checks
 from core.provenance import attach, record
 from core.roi import RoiSet, work_megapixels
 from deblur_gui.state import describe_plane
@@ -43,7 +43,7 @@ class RunRequest:
     plane_index: tuple | None = None            # restore only this plane (None: every plane)
     plane_axes: str = "YX"                      # axes of one plane ("YX" or "YXS")
     plane_description: str = ""
-    shown_index: tuple | None = None            # the plane on screen: sharpness is measured there
+    shown_index: tuple | None = None            # the plane on screen: the trust check runs there
     roi_labels: list[str] = field(default_factory=list)
 
 
@@ -55,7 +55,7 @@ class RunOutput:
     load_seconds: float                         # of which loading the model
     device_label: str
     megapixels: float                           # area actually computed, for the speed estimate
-    sharpness: list[tuple[str, float, float]]   # per ROI on the shown plane: (label, before, after)
+    checks: list[tuple[str, str, str]]          # per ROI on the shown plane: (label, blur, verdict)
     note: str = ""                              # what the model measured (RL: the blur radius)
 
 
@@ -143,7 +143,7 @@ class RestoreJob(QtCore.QThread):
             n_planes = 1
         seconds = time.perf_counter() - t0
 
-        sharp = _sharpness_rows(req, original, data)
+        checks = _check_rows(req, original, data)
 
         h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
         image = attach(_with_data(req.image, data), record(
@@ -153,30 +153,38 @@ class RestoreJob(QtCore.QThread):
         return RunOutput(data=data, image=image, seconds=seconds, load_seconds=load_seconds,
                          device_label=device_label(model.device),
                          megapixels=work_megapixels(req.rois, (h, w)) * n_planes,
-                         sharpness=sharp, note=getattr(model, "psf_note", ""))
+                         checks=checks, note=getattr(model, "psf_note", ""))
 
 
-def _sharpness_rows(req: RunRequest, original: np.ndarray, data: np.ndarray,
-                    ) -> list[tuple[str, float, float]]:
-    """Sharpness per region before and after: on the restored plane, or, when every plane was
-    restored, on each plane (labelled 'Z 2, GFP - 1. Rectangle ...') so the planes that changed
-    show."""
+#: planes of a stack whose regions are checked after a run of every plane (each check measures
+#: the blur, ~1 s per region)
+MAX_CHECKED_PLANES = 8
+
+
+def _rows(before: np.ndarray, after: np.ndarray, req: RunRequest, where: str = "") -> list[tuple[str, str, str]]:
+    return [((f"{where} \u2014 " if where else "") + r.label, r.estimate.words(), r.check.words())
+            for r in region_checks(before, after, req.rois, req.roi_labels)]
+
+
+def _check_rows(req: RunRequest, original: np.ndarray, data: np.ndarray,
+                ) -> list[tuple[str, str, str]]:
+    """Per region: the measured blur and the trust check (core.trust), on the restored plane,
+    or, when every plane was restored, on the first planes (labelled 'Z 2, GFP \u2014 Region 1')."""
     axes = req.image.axes
     stack_axes = [(a, n) for a, n in zip(axes, original.shape) if a not in "YXS"]
     if req.plane_index is not None or not stack_axes:
         shown = req.plane_index or req.shown_index
         if shown is None:
             shown = tuple(0 if a not in "YXS" else slice(None) for a in axes)
-        return region_sharpness(original[shown], data[shown], req.rois, req.roi_labels)
+        return _rows(original[shown], data[shown], req)
     names = req.image.metadata.get("channel_names")
     rows = []
-    for pos in np.ndindex(*[n for _, n in stack_axes]):
+    for k, pos in enumerate(np.ndindex(*[n for _, n in stack_axes])):
+        if k >= MAX_CHECKED_PLANES:
+            break
         plane = dict(zip([a for a, _ in stack_axes], pos))
         index = tuple(plane.get(a, slice(None)) for a in axes)
-        where = describe_plane(plane, names)
-        rows += [(f"{where} \u2014 {label}", b, a)
-                 for label, b, a in region_sharpness(original[index], data[index], req.rois,
-                                                     req.roi_labels)]
+        rows += _rows(original[index], data[index], req, describe_plane(plane, names))
     return rows
 
 

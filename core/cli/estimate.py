@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.blur_estimate import estimate_regions
+    from core.blur_estimate import estimate_regions, first_plane
     from core.cli.predict import rois_from_args
     from core.io import ImageError, read_image
     from core.roi import RoiError
@@ -49,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("say which regions to measure: --roi FILE or x,y,w,h, or --auto-roi")
     if not rois.rois:
         raise UserError(f"{args.input}: no blurred region found")
-    axes = image.axes
-    plane = np.moveaxis(np.asarray(image.data), (axes.index("Y"), axes.index("X")), (-2, -1))
-    plane = plane.reshape((-1,) + plane.shape[-2:])[0]
+    plane = first_plane(image.data, image.axes)
+    plane = plane.mean(axis=-1) if plane.ndim == 3 else plane        # RGB: the mean intensity
     pixel = args.pixel_um or (image.pixel_size[1] if image.pixel_size else None)
     optics = {"pixel_um": pixel, "na": args.na, "wavelength_um": args.wavelength,
               "n_medium": args.n_medium} if args.na and pixel else {}

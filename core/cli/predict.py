@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(.zip) that deblur exported; the model is the one they were trained for")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a model setting, e.g. psf_radius=6 (see `deblur models`)")
+    p.add_argument("--report", default=None, metavar="FILE.json",
+                   help="write, per image and region, the measured blur and whether the result is "
+                        "explained by the input (the trust check)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -164,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
     failures = 0
+    reports: list[dict] = []
     for inp in inputs:
         dest = output_path(inp, out, many)
         try:
@@ -185,10 +189,42 @@ def run(args: argparse.Namespace) -> int:
                     bar.close()
             if not args.quiet:
                 print(f"{inp} -> {dest}", file=sys.stderr)
+            note = getattr(model, "psf_note", "")
+            if note and not args.quiet:
+                print(f"deblur: {inp.name}: {note}", file=sys.stderr)
+            if args.report:
+                reports.append(_check_result(inp, dest, image, rois, args.quiet))
         except (ImageError, RoiError, UserError) as exc:
             failures += 1
             fail(str(exc))
         except ValueError as exc:
             failures += 1
             fail(f"{inp}: {exc}")
+    if args.report:
+        _write_report(Path(args.report), reports)
     return 2 if failures else 0
+
+
+def _check_result(inp: Path, dest: Path, image, rois, quiet: bool) -> dict:
+    """Blur and trust check of each region of one restored file (its first plane), printed
+    unless quiet, as a dict for --report."""
+    from core.blur_estimate import first_plane
+    from core.io import read_image
+    from core.trust import region_checks
+
+    out = read_image(dest)
+    rows = region_checks(first_plane(image.data, image.axes), first_plane(out.data, out.axes), rois)
+    if not quiet:
+        for r in rows:
+            print(f"deblur: {inp.name}, {r.label}: {r.estimate.words()}; {r.check.words()}",
+                  file=sys.stderr)
+    return {"input": str(inp), "output": str(dest), "regions": [r.as_dict() for r in rows]}
+
+
+def _write_report(path: Path, reports: list[dict]) -> None:
+    import json
+
+    from core.io import atomic_write
+
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({"images": reports}, indent=1) + "\n", encoding="utf-8")

@@ -38,7 +38,7 @@ def test_all_planes_run_reports_every_plane_by_name(window, tmp_path, qtbot):
     with qtbot.waitSignal(window.run_finished, timeout=60000) as sig:
         assert window.start_run()
     assert sig.args == ["done"], window.last_error_text
-    rows = [r[0] for r in window.state.result().sharpness]
+    rows = [r[0] for r in window.state.result().checks]
     assert len(rows) == 6 and rows[0].startswith("Z 1, DAPI") and rows[-1].startswith("Z 3, GFP")
     table = window.compare.table
     assert table.rowCount() == 6 and table.item(3, 0).text().startswith("Z 2, GFP")
