@@ -17,7 +17,8 @@ import numpy as np
 from core.blur_estimate import BlurEstimate, psf_for_radius
 from core.roi import RoiSet
 
-__all__ = ["TrustCheck", "RegionReport", "check_region", "region_checks", "noise_sigma", "VERDICTS"]
+__all__ = ["TrustCheck", "RegionReport", "check_region", "region_checks", "disagreement_map",
+           "noise_sigma", "VERDICTS"]
 
 #: plain verdicts (the first words of `TrustCheck.words`)
 VERDICTS = ("consistent with the input", "check", "already looks sharp", "not checked")
@@ -35,6 +36,7 @@ class TrustCheck:
     noise: float | None          # camera noise (normalised units) the check allowed for
     radius_px: float | None      # the blur the check assumed
     disagree_map: np.ndarray | None = None   # bool, the region's bounding box (for display)
+    map_origin: tuple[int, int] = (0, 0)     # (row, column) of that box in the plane
 
     def words(self) -> str:
         if self.verdict == "check":
@@ -102,7 +104,20 @@ def check_region(blurred: np.ndarray, restored: np.ndarray, region: np.ndarray,
     full = np.zeros(region.shape, bool)
     full[y0:y1, x0:x1] = bad
     return TrustCheck(verdict, share, sigma, estimate.radius_px,
-                      disagree_map=full[max(0, ys.min()):ys.max() + 1, max(0, xs.min()):xs.max() + 1])
+                      disagree_map=full[ys.min():ys.max() + 1, xs.min():xs.max() + 1],
+                      map_origin=(int(ys.min()), int(xs.min())))
+
+
+def disagreement_map(reports: Sequence["RegionReport"], shape: tuple[int, int]) -> np.ndarray:
+    """One bool (Y, X) map of every region's pixels the input does not explain (for display)."""
+    out = np.zeros(shape, bool)
+    for r in reports:
+        m = r.check.disagree_map
+        if m is None:
+            continue
+        y, x = r.check.map_origin
+        out[y:y + m.shape[0], x:x + m.shape[1]] |= m
+    return out
 
 
 @dataclass

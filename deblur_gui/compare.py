@@ -23,7 +23,9 @@ from deblur_gui.viewer import DIFFERENCE_CMAP, ImageCanvas, colormap
 
 __all__ = ["CompareView", "MODES"]
 
-MODES = ("Side by side", "Swipe", "Difference", "Spread")
+MODES = ("Side by side", "Swipe", "Difference", "Spread", "Trust")
+#: colour of the pixels the trust check says the input does not explain (RGBA)
+DISAGREE_RGBA = (255, 140, 0, 150)
 
 
 class CompareView(QtWidgets.QWidget):
@@ -126,6 +128,20 @@ class CompareView(QtWidgets.QWidget):
         self.spread_legend.setVisible(False)
         layout.addWidget(self.spread_legend)
 
+        # trust: the restored plane with what the blurred input does not explain in orange
+        self.trust = ImageCanvas(histogram=True, title="Restored; orange: not explained by the input")
+        self.trust_overlay = pg.ImageItem(autoDownsample=False)
+        self.trust_overlay.setZValue(2)
+        self.trust.vb.addItem(self.trust_overlay)
+        self.stack.addWidget(self.trust)
+        self.trust_legend = QtWidgets.QLabel(
+            "<span style='color:#ff8c00'>\u25a0</span> orange: blurring the result again by the "
+            "measured blur does not give back the input there: the model added or removed "
+            "structure. Check those places against the original.")
+        self.trust_legend.setWordWrap(True)
+        self.trust_legend.setVisible(False)
+        layout.addWidget(self.trust_legend)
+
         self.table = QtWidgets.QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Region", "Blur (measured)", "Trust check"])
         self.table.horizontalHeader().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
@@ -146,7 +162,7 @@ class CompareView(QtWidgets.QWidget):
         self.empty.setStyleSheet("color: #9aa0a6; font-size: 13pt;")
         layout.addWidget(self.empty)
 
-        for canvas in (self.left, self.right, self.swipe, self.diff, self.spread):
+        for canvas in (self.left, self.right, self.swipe, self.diff, self.spread, self.trust):
             canvas.hovered.connect(self.hovered)
         self.results.currentIndexChanged.connect(self._on_result_chosen)
         self.remove_btn.clicked.connect(self._remove_current)
@@ -188,13 +204,14 @@ class CompareView(QtWidgets.QWidget):
         self.stack.setCurrentIndex(MODES.index(mode))
         self.diff_legend.setVisible(mode == "Difference")
         self.spread_legend.setVisible(mode == "Spread")
+        self.trust_legend.setVisible(mode == "Trust")
         new = self._active_canvas()
         if old is not new and old.data is not None:
             new.vb.setRange(QtCore.QRectF(*_range_rect(old.vb)), padding=0)
 
     def _active_canvas(self) -> ImageCanvas:
         return {"Side by side": self.right, "Swipe": self.swipe, "Difference": self.diff,
-                "Spread": self.spread}[self.mode]
+                "Spread": self.spread, "Trust": self.trust}[self.mode]
 
     # ------------------------------------------------------------------ content
     def current(self) -> Result | None:
@@ -216,8 +233,9 @@ class CompareView(QtWidgets.QWidget):
             self.results.setCurrentIndex(idx)
             self.results.blockSignals(False)
         if not has:
-            for c in (self.left, self.right, self.swipe, self.diff, self.spread):
+            for c in (self.left, self.right, self.swipe, self.diff, self.spread, self.trust):
                 c.set_data(None)
+            self.trust_overlay.clear()
             self.swipe_top.clear()
             self.table.setRowCount(0)
             self._draw_outlines(None)
@@ -229,7 +247,7 @@ class CompareView(QtWidgets.QWidget):
         for c, data in ((self.left, before), (self.right, after), (self.swipe, before)):
             c.set_data(data, levels=levels)
         pix = self.state.image.pixel_size
-        for c in (self.left, self.right, self.swipe, self.diff, self.spread):
+        for c in (self.left, self.right, self.swipe, self.diff, self.spread, self.trust):
             c.set_pixel_size(pix[1] if pix else None)
         self._sync_levels(self.right.levels())
         self.swipe_top.setImage(after, autoLevels=False, levels=self.right.levels())
@@ -238,6 +256,7 @@ class CompareView(QtWidgets.QWidget):
         self._update_swipe()
         self._show_difference(before, after)
         self._show_spread(result)
+        self._show_trust(result, after, levels=self.right.levels())
         self._fill_table(result)
         self._draw_outlines(result)
 
@@ -263,6 +282,26 @@ class CompareView(QtWidgets.QWidget):
         top = float(np.percentile(spread, 99.8)) or 1.0
         self.spread.set_data(spread, levels=(0.0, top))
 
+    def _show_trust(self, result: Result, after: np.ndarray, levels: tuple[float, float]) -> None:
+        """The restored plane with the trust check's disagreement on top (when it was checked
+        on the plane shown)."""
+        button = self.mode_buttons["Trust"]
+        shown = result.trust_map is not None and result.trust_map.shape == after.shape[:2]
+        button.setEnabled(shown)
+        button.setToolTip("Where the result is not explained by the blurred input (the trust "
+                          "check)" if shown else "The trust check ran on another plane, or "
+                          "there were no regions to check")
+        if not shown:
+            self.trust.set_data(None)
+            self.trust_overlay.clear()
+            if self.mode == "Trust":
+                self.set_mode("Side by side")
+            return
+        self.trust.set_data(after, levels=levels)
+        rgba = np.zeros(after.shape[:2] + (4,), np.uint8)
+        rgba[result.trust_map] = DISAGREE_RGBA
+        self.trust_overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
+
     def _draw_outlines(self, result: Result | None) -> None:
         """Dashed outlines of the regions the result was computed for, on every view."""
         for vb, item in self._outlines:
@@ -270,7 +309,7 @@ class CompareView(QtWidgets.QWidget):
         self._outlines = []
         if result is None or result.rois is None or not self.show_outlines:
             return
-        for canvas in (self.left, self.right, self.swipe, self.diff, self.spread):
+        for canvas in (self.left, self.right, self.swipe, self.diff, self.spread, self.trust):
             for shape in result.rois.rois:
                 item = outline_item(shape)
                 canvas.vb.addItem(item, ignoreBounds=True)

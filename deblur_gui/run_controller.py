@@ -178,6 +178,7 @@ class RunController(QtCore.QObject):
         result = self.state.add_result(model=req.model, params=req.params, device=out.device_label,
                                        image=out.image, seconds=out.seconds, scope=scope,
                                        rois=req.rois, weights=req.weights, checks=out.checks,
+                                       trust_map=out.trust_map,
                                        seed=req.seed if self.model_panel.is_stochastic(req.model) else None)
         compute = out.seconds - out.load_seconds
         if out.megapixels > 0 and compute > 0:

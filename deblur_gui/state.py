@@ -75,6 +75,7 @@ class Result:
     rois: RoiSet
     weights: Path | None = None
     checks: list[tuple[str, str, str]] = field(default_factory=list)  # (roi, blur, trust verdict)
+    trust_map: Any = None      # bool (Y, X) of the checked plane: what the input does not explain
     seed: int | None = None             # the sampling seed of a stochastic model (DDPM)
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore
 
-from core.trust import region_checks
+from core.trust import disagreement_map, region_checks
 from core.provenance import attach, record
 from core.roi import RoiSet, work_megapixels
 from deblur_gui.state import describe_plane
@@ -56,6 +56,7 @@ class RunOutput:
     device_label: str
     megapixels: float                           # area actually computed, for the speed estimate
     checks: list[tuple[str, str, str]]          # per ROI on the shown plane: (label, blur, verdict)
+    trust_map: np.ndarray | None = None         # bool (Y, X): where the input does not explain the result
     note: str = ""                              # what the model measured (RL: the blur radius)
 
 
@@ -143,7 +144,7 @@ class RestoreJob(QtCore.QThread):
             n_planes = 1
         seconds = time.perf_counter() - t0
 
-        checks = _check_rows(req, original, data)
+        checks, trust_map = _check_rows(req, original, data)
 
         h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
         image = attach(_with_data(req.image, data), record(
@@ -153,7 +154,7 @@ class RestoreJob(QtCore.QThread):
         return RunOutput(data=data, image=image, seconds=seconds, load_seconds=load_seconds,
                          device_label=device_label(model.device),
                          megapixels=work_megapixels(req.rois, (h, w)) * n_planes,
-                         checks=checks, note=getattr(model, "psf_note", ""))
+                         checks=checks, trust_map=trust_map, note=getattr(model, "psf_note", ""))
 
 
 #: planes of a stack whose regions are checked after a run of every plane (each check measures
@@ -161,15 +162,19 @@ class RestoreJob(QtCore.QThread):
 MAX_CHECKED_PLANES = 8
 
 
-def _rows(before: np.ndarray, after: np.ndarray, req: RunRequest, where: str = "") -> list[tuple[str, str, str]]:
-    return [((f"{where} \u2014 " if where else "") + r.label, r.estimate.words(), r.check.words())
-            for r in region_checks(before, after, req.rois, req.roi_labels)]
+def _rows(before: np.ndarray, after: np.ndarray, req: RunRequest, where: str = "",
+          ) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+    reports = region_checks(before, after, req.rois, req.roi_labels)
+    rows = [((f"{where} \u2014 " if where else "") + r.label, r.estimate.words(), r.check.words())
+            for r in reports]
+    return rows, disagreement_map(reports, before.shape[:2])
 
 
 def _check_rows(req: RunRequest, original: np.ndarray, data: np.ndarray,
-                ) -> list[tuple[str, str, str]]:
+                ) -> tuple[list[tuple[str, str, str]], np.ndarray | None]:
     """Per region: the measured blur and the trust check (core.trust), on the restored plane,
-    or, when every plane was restored, on the first planes (labelled 'Z 2, GFP \u2014 Region 1')."""
+    or, when every plane was restored, on the first planes (labelled 'Z 2, GFP \u2014 Region 1');
+    and the map of what the input does not explain, on the plane shown."""
     axes = req.image.axes
     stack_axes = [(a, n) for a, n in zip(axes, original.shape) if a not in "YXS"]
     if req.plane_index is not None or not stack_axes:
@@ -178,14 +183,17 @@ def _check_rows(req: RunRequest, original: np.ndarray, data: np.ndarray,
             shown = tuple(0 if a not in "YXS" else slice(None) for a in axes)
         return _rows(original[shown], data[shown], req)
     names = req.image.metadata.get("channel_names")
-    rows = []
+    rows, shown_map = [], None
     for k, pos in enumerate(np.ndindex(*[n for _, n in stack_axes])):
         if k >= MAX_CHECKED_PLANES:
             break
         plane = dict(zip([a for a, _ in stack_axes], pos))
         index = tuple(plane.get(a, slice(None)) for a in axes)
-        rows += _rows(original[index], data[index], req, describe_plane(plane, names))
-    return rows
+        more, plane_map = _rows(original[index], data[index], req, describe_plane(plane, names))
+        rows += more
+        if req.shown_index is None and shown_map is None or index == req.shown_index:
+            shown_map = plane_map
+    return rows, shown_map
 
 
 def _with_data(image: Any, data: np.ndarray) -> Any:

@@ -226,3 +226,27 @@ def test_a_bioimageio_package_deblur_exported_loads_as_weights(window, tmp_path)
     assert not window.load_weights(foreign)
     assert "not of a deblur model" in window.last_error_text
     assert window.state.model_name == "cyclegan" and window.state.weights == pkg
+
+
+def test_compare_shows_blur_verdict_and_where_the_input_disagrees(window, qtbot):
+    """After a run the table says how blurred each region was and whether the input explains
+    the result; the Trust view marks what it does not explain, inside the regions only."""
+    from resources import SAMPLES
+
+    window.open_file(SAMPLES / "nuclei_blurred.tif")
+    window.load_rois(SAMPLES / "nuclei_blurred.roi.json")
+    window.select_model("richardson-lucy")
+    window.model_panel.set_param("iterations", 60)
+    window.model_panel.set_param("psf_radius", 20.0)     # far too large: rings the input never had
+    with qtbot.waitSignal(window.run_finished, timeout=120000) as sig:
+        assert window.start_run()
+    assert sig.args == ["done"], window.last_error_text
+    result = window.state.result()
+    label, blur, verdict = result.checks[0]
+    assert "out of focus" in blur and verdict.startswith("check:")
+    table = window.compare.table
+    assert table.item(0, 2).text().startswith("check:")
+    assert result.trust_map.any() and not result.trust_map[-40:].any()   # the region is the top
+    window.compare.set_mode("Trust")
+    assert window.compare.mode_buttons["Trust"].isEnabled() and window.compare.trust_legend.isVisible()
+    assert window.compare.trust_overlay.image is not None
