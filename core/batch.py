@@ -85,10 +85,11 @@ def restore_file(inp: Path, dest: Path, model: Any, *, model_name: str, weights:
                  settings: dict[str, Any], rois: RoiSet | None, image: Image | None = None,
                  tile: int, overlap: int, seed: int, device: str, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None,
-                 cancel: Any = None) -> Path:
-    """Restore one file into `dest` (atomic; never onto `inp`) with its provenance; `rois` None
-    restores the whole image, an empty set writes an unchanged copy. Raises ImageError/RoiError
-    (plain words, naming the file), or `core.engine.Cancelled`."""
+                 cancel: Any = None, provenance_extra: dict[str, Any] | None = None) -> Path:
+    """Restore one file into `dest` (atomic; never onto `inp`) with its provenance (plus
+    `provenance_extra`, e.g. how the model was adapted to the image); `rois` None restores the
+    whole image, an empty set writes an unchanged copy. Raises ImageError/RoiError (plain
+    words, naming the file), or `core.engine.Cancelled`."""
     if dest.exists() and not overwrite:
         raise ImageError(f"{dest} already exists (use --overwrite to replace it)", dest)
     if same_file(dest, inp):
@@ -100,6 +101,7 @@ def restore_file(inp: Path, dest: Path, model: Any, *, model_name: str, weights:
             raise RoiError(f"{inp}: none of the regions overlaps the image")
     result = restore(image, model, rois, tile=tile, overlap=overlap, seed=seed, progress=progress,
                      cancel=cancel)
-    result = attach(result, record(model=model_name, weights=weights, params=settings, rois=rois,
-                                   seed=seed, tile=tile, overlap=overlap, device=device, source=inp))
+    rec = record(model=model_name, weights=weights, params=settings, rois=rois, seed=seed,
+                 tile=tile, overlap=overlap, device=device, source=inp)
+    result = attach(result, {**rec, **(provenance_extra or {})})
     return write_image(dest, result, overwrite=overwrite)

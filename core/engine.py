@@ -21,7 +21,7 @@ from core.normalize import cast_like, denormalize, normalize, percentile_params
 from core.roi import RoiSet, bounding_rows, roi_mask
 from core.tiling import Tiler
 
-__all__ = ["Cancelled", "restore", "plan_regions", "default_axes", "Region"]
+__all__ = ["Cancelled", "restore", "plan_regions", "default_axes", "Region", "cancel_check"]
 
 
 class Cancelled(Exception):
@@ -107,7 +107,8 @@ def _region_tiler(tiler: Tiler, region_mask: np.ndarray, passes: int) -> Tiler:
     return tiler.with_context((y0, h - y1, x0, w - x1))
 
 
-def _cancel_check(cancel: Callable[[], bool] | threading.Event | None) -> Callable[[], bool]:
+def cancel_check(cancel: Callable[[], bool] | threading.Event | None) -> Callable[[], bool]:
+    """A no-argument test for "stop now" from an Event, a callable or None (never)."""
     if cancel is None:
         return lambda: False
     if isinstance(cancel, threading.Event):
@@ -183,7 +184,7 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
 
         restorer = load_model(str(model), weights=weights, device=device, **model_params)
 
-    is_cancelled = _cancel_check(cancel)
+    is_cancelled = cancel_check(cancel)
     yi, xi = axes.index("Y"), axes.index("X")
     src = np.moveaxis(data, (yi, xi), (-2, -1))
     h, w = src.shape[-2:]

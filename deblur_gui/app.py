@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set a model setting, e.g. --param psf_radius=3 (repeatable)")
     p.add_argument("--weights", metavar="FILE", help="weights file (.safetensors, or a bioimage.io .zip deblur exported) for the model")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+    p.add_argument("--adapt", type=float, metavar="SECONDS",
+                   help="first learn from the image's sharp areas for this long (COMI)")
     p.add_argument("--run", action="store_true", help="restore as soon as the image is open")
     p.add_argument("--view", choices=["image", "compare"],
                    help="tab to show (default: compare after --run, else image)")
@@ -172,6 +174,25 @@ class ScriptedStart:
                 w.model_panel.set_param(key, p.check(key, value))
         except ValueError as exc:
             self.fail(str(exc))
+        if a.adapt and self.status == 0:
+            w.run_finished.connect(self._after_adapt)
+            if not w.runner.start_adapt(float(a.adapt)):
+                self.fail("learning from the image could not start (open an image, mark "
+                          "regions, choose COMI)")
+                QtCore.QTimer.singleShot(300, self.finish)
+            return
+        self._run_or_finish()
+
+    def _after_adapt(self, outcome: str) -> None:
+        self.window.run_finished.disconnect(self._after_adapt)
+        if outcome != "adapted":
+            self.fail(f"learning from the image {outcome}: {self.window.last_error_text}")
+        self._run_or_finish()
+
+    def _run_or_finish(self) -> None:
+        from PySide6 import QtCore
+
+        w, a = self.window, self.args
         if a.run and self.status == 0:
             w.run_finished.connect(self._after_run)
             if not w.start_run():

@@ -35,6 +35,9 @@ class BatchJob(QtCore.QThread):
         self.params, self.device = dict(state.model_params), state.device
         self.tile, self.overlap, self.seed = state.tile, state.overlap, state.seed
         self.same = state.roi_set() if state.rois else None
+        a = state.adapted           # the model adapted to an image this session: the batch uses it
+        self.adapted = a if a is not None and not a.kept_original and a.model == state.model_name \
+            else None
         self.cancel_event = threading.Event()
 
     def cancel(self) -> None:
@@ -48,7 +51,11 @@ class BatchJob(QtCore.QThread):
         items = [BatchItem(p) for p in self.files]
         try:
             settings = check_params(get_entry(self.model_name), self.params)
-            model = load_model(self.model_name, weights=self.weights, device=self.device, **settings)
+            if self.adapted is not None:
+                model = self.adapted.restorer(self.device, **settings)
+            else:
+                model = load_model(self.model_name, weights=self.weights, device=self.device,
+                                   **settings)
         except Exception as exc:  # noqa: BLE001 - reported in the summary, never a crash
             for item in items:
                 item.status, item.message = "failed", f"the model could not be loaded: {exc}"
@@ -69,7 +76,9 @@ class BatchJob(QtCore.QThread):
                                            weights=self.weights, settings=settings, rois=rois,
                                            image=image, tile=self.tile, overlap=self.overlap,
                                            seed=self.seed, device=self.device,
-                                           cancel=self.cancel_event)
+                                           cancel=self.cancel_event,
+                                           provenance_extra=None if self.adapted is None else
+                                           {"adapted": self.adapted.provenance()})
                 if rois is not None and not rois.rois:
                     item.status, item.message = "unchanged", "no blurred region found: an unchanged copy"
                 else:
@@ -125,7 +134,11 @@ class BatchDialog(QtWidgets.QDialog):
         out_box.addLayout(out_row)
         form.addRow("Write results", out_box)
         shown = describe_params(state.model_name, state.model_params)
-        form.addRow("Model", QtWidgets.QLabel(f"{state.model_name}" + (f" ({shown})" if shown else "")
+        a = state.adapted
+        adapted = (f", adapted to {a.image_name}" if a is not None and not a.kept_original
+                   and a.model == state.model_name else "")
+        form.addRow("Model", QtWidgets.QLabel(f"{state.model_name}{adapted}"
+                                              + (f" ({shown})" if shown else "")
                                               + " \u2014 as set in the Model panel"))
         layout.addLayout(form)
         note = QtWidgets.QLabel(f"Each result is saved as <i>name</i>{OUT_SUFFIX}.tif; an existing "

@@ -197,6 +197,36 @@ class FileIO:
         log.info(what)
         return True
 
+    def save_adapted_dialog(self) -> None:
+        adapted = self.state.adapted
+        if adapted is None:
+            return
+        stem = Path(adapted.image_name).stem or "image"
+        suggested = self.default_save_path().with_name(f"{adapted.model}_adapted_{stem}.safetensors")
+        path = choose_save_path(self, "Save adapted model", suggested,
+                                "Model weights (*.safetensors)", ".safetensors")
+        if path is not None:
+            self.save_adapted(path)
+
+    def save_adapted(self, path: str | Path) -> Path | None:
+        """Write the adapted model and its card (how it was adapted) as a weights file that
+        Load weights, a batch and ``deblur predict --weights`` take."""
+        adapted = self.state.adapted
+        if adapted is None:
+            self.error("No model has been adapted to an image yet.")
+            return None
+        path = Path(path)
+        if path.suffix.lower() != ".safetensors":
+            path = path.with_suffix(".safetensors")
+        try:
+            written = adapted.save(path)
+        except (OSError, ValueError) as exc:
+            self.error(f"Cannot save '{path.name}': {exc}")
+            return None
+        log.info("Saved the adapted model to %s", written)
+        self.statusBar().showMessage(f"Saved {Path(written).name}", 8000)
+        return Path(written)
+
     # ------------------------------------------------------------------ results
 
     def default_save_path(self) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from deblur_gui.adapt_job import AdaptBox
 from deblur_gui.compare import CompareView
 from deblur_gui.dialogs import DetectDialog, show_error
 from deblur_gui.file_io import IMAGE_FILTER, FileIO
@@ -139,6 +140,9 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
         self.model_panel = ModelPanel(self.state, self.settings)
         self.model_panel.run_requested.connect(self.start_run)
         self.model_panel.weights_requested.connect(self.weights_dialog)
+        self.adapt_box = AdaptBox(self.state)
+        self.model_panel.footer.layout().insertWidget(1, self.adapt_box)   # just above Restore
+        self.adapt_box.save_requested.connect(self.save_adapted_dialog)
         scroll = self.model_scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
@@ -191,6 +195,7 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
                                     self.error, self)
         self.runner.result_ready.connect(self._show_result)
         self.runner.finished.connect(self.run_finished)
+        self.adapt_box.adapt_requested.connect(self.runner.start_adapt)
         self.progress = self.runner.progress
         for w in self.runner.widgets():
             sb.addPermanentWidget(w)

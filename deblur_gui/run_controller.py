@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Callable
 
 from PySide6 import QtCore, QtWidgets
@@ -19,7 +20,7 @@ from deblur_gui.settings import Settings
 from deblur_gui.state import AppState, describe_params, format_duration, roi_label
 from deblur_gui.worker import RestoreJob, RunOutput, RunRequest
 
-__all__ = ["RunController", "time_left"]
+__all__ = ["RunController", "time_left", "image_name"]
 
 log = logging.getLogger("deblur.gui")
 
@@ -35,6 +36,12 @@ def time_left(done: int, total: int, did: int, elapsed: float, expected: float |
         return by_progress
     share = done / max(total, 1)
     return share * by_progress + (1 - share) * max(0.0, expected - since_start)
+
+
+def image_name(image) -> str:
+    """The image's file name, for messages and the adapted model's card."""
+    path = getattr(image, "path", None)
+    return Path(path).name if path else "the image"
 
 
 class RunController(QtCore.QObject):
@@ -100,7 +107,7 @@ class RunController(QtCore.QObject):
             plane_description=self.state.plane_description() if only_plane else "",
             shown_index=self.state.plane_index(),
             roi_labels=[f"{i}. {roi_label(e.shape)}" for i, e in enumerate(self.state.rois, 1)],
-            seed=self.state.seed,
+            seed=self.state.seed, adapted=self._adapted(),
         )
         job = RestoreJob(req, self)
         job.progress.connect(self._on_progress)
@@ -125,6 +132,59 @@ class RunController(QtCore.QObject):
                  params or "defaults", self.state.device)
         job.start()
         return True
+
+    def _adapted(self):
+        """The adapted model Restore runs with (None: the model's own weights)."""
+        a = self.state.adapted
+        return a if a is not None and not a.kept_original and a.model == self.state.model_name \
+            else None
+
+    def start_adapt(self, seconds: float) -> bool:
+        """Learn from the image's sharp areas on a worker thread (progress, Cancel)."""
+        from deblur_gui.adapt_job import AdaptJob, AdaptRequest
+
+        if self.running or self.state.image is None or not self.state.rois:
+            return False
+        image = self.state.image
+        if self.state.plane_axes() and not self.state.all_planes:
+            image = image.data[self.state.plane_index()]        # the plane that is restored
+        name = image_name(self.state.image)
+        req = AdaptRequest(image=image, image_name=name, rois=self.state.roi_set(),
+                           model=self.state.model_name, weights=self.state.weights,
+                           device=self.state.device, seconds=float(seconds), seed=self.state.seed)
+        job = AdaptJob(req, self)
+        job.progress.connect(self._on_adapt_progress)
+        job.finished_ok.connect(self._on_adapted)
+        job.failed.connect(self._on_failed)
+        job.cancelled.connect(lambda: self._on_cancelled("Learning from the image cancelled; "
+                                                         "the model is unchanged."))
+        self.job = job
+        self.state.set_busy(True)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Learning\u2026")
+        self.eta.setText("")
+        for w in self.widgets():
+            w.setVisible(True)
+        log.info("Learning from the sharp areas of %s for about %.0f s", name, seconds)
+        job.start()
+        return True
+
+    def _on_adapt_progress(self, done: float, total: float) -> None:
+        if total <= 0:
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * min(done, total) / total))
+        self.progress.setFormat("Learning from the image\u2026 %p %")
+        self.eta.setText(f"about {format_duration(max(0.0, total - done))} left")
+
+    def _on_adapted(self, adapted) -> None:
+        self._finish()
+        self.state.set_adapted(adapted)
+        log.info("%s", adapted.words()[:1].upper() + adapted.words()[1:])
+        self.show_status("Learned from the image: Restore now uses the adapted model."
+                         if not adapted.kept_original else
+                         "Learning did not help on this image: the shipped model is used.", 10000)
+        self.finished.emit("adapted")
 
     def cancel(self) -> None:
         if self.running:
@@ -179,6 +239,7 @@ class RunController(QtCore.QObject):
                                        image=out.image, seconds=out.seconds, scope=scope,
                                        rois=req.rois, weights=req.weights, checks=out.checks,
                                        trust_map=out.trust_map,
+                                       adapted_on=req.adapted.image_name if req.adapted else "",
                                        seed=req.seed if self.model_panel.is_stochastic(req.model) else None)
         compute = out.seconds - out.load_seconds
         if out.megapixels > 0 and compute > 0:
@@ -198,12 +259,12 @@ class RunController(QtCore.QObject):
     def _on_failed(self, message: str, details: str) -> None:
         self._finish()
         message = self.model_panel.plain_names(message)
-        log.error("Restoration failed: %s", message)
+        log.error("Stopped: %s", message)
         self.show_error(message, details)
         self.finished.emit("failed")
 
-    def _on_cancelled(self) -> None:
+    def _on_cancelled(self, what: str = "Restoration cancelled; nothing was changed.") -> None:
         self._finish()
-        log.info("Restoration cancelled; nothing was changed.")
+        log.info("%s", what)
         self.show_status("Cancelled: nothing was changed.", 6000)
         self.finished.emit("cancelled")

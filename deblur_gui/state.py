@@ -77,6 +77,7 @@ class Result:
     checks: list[tuple[str, str, str]] = field(default_factory=list)  # (roi, blur, trust verdict)
     trust_map: Any = None      # bool (Y, X) of the checked plane: what the input does not explain
     seed: int | None = None             # the sampling seed of a stochastic model (DDPM)
+    adapted_on: str = ""                # the image the model was adapted to ("": not adapted)
 
     @property
     def label(self) -> str:
@@ -85,6 +86,8 @@ class Result:
         base = f"#{self.id} {self.model}"
         if self.weights is not None:
             base += f" [{self.weights.name}]"
+        if self.adapted_on:
+            base += f" adapted to {self.adapted_on}"
         if shown:
             base += f" ({shown})"
         if self.seed is not None:
@@ -95,7 +98,8 @@ class Result:
         """Same model, weights, settings and regions: two results that differ only by chance
         (a diffusion model's seed), whose spread shows where its samples disagree."""
         return (self.model == other.model and self.weights == other.weights
-                and self.params == other.params and self.scope == other.scope
+                and self.adapted_on == other.adapted_on and self.params == other.params
+                and self.scope == other.scope
                 and rois_key(self.rois) == rois_key(other.rois))
 
 
@@ -212,6 +216,7 @@ class AppState:
         self.results_changed = Signal()
         self.current_result_changed = Signal()
         self.model_changed = Signal()
+        self.adapted_changed = Signal()
         self.busy_changed = Signal()
         self.undo_changed = Signal()
 
@@ -225,6 +230,9 @@ class AppState:
         self.model_name: str = default_model_name()
         self.model_params: dict[str, Any] = {}
         self.weights: Path | None = None
+        # the chosen model adapted to an image's sharp areas (core.adaptation.Adapted), used by
+        # Restore until the model or its weights change; kept across images for a session
+        self.adapted: Any = None
         self.device: str = "auto"
         self.tile: int = DEFAULT_TILE
         self.overlap: int = DEFAULT_OVERLAP
@@ -447,10 +455,18 @@ class AppState:
     # ------------------------------------------------------------------ model choice
     def set_model(self, name: str, params: dict[str, Any] | None = None,
                   weights: Path | None = None) -> None:
+        if self.adapted is not None and (name != self.model_name or weights != self.weights):
+            self.set_adapted(None)
         self.model_name = name
         self.model_params = dict(params or {})
         self.weights = weights
         self.model_changed.emit()
+
+    def set_adapted(self, adapted: Any) -> None:
+        """Use `adapted` (a `core.adaptation.Adapted` of the current model) for the next runs;
+        None: the model as it was."""
+        self.adapted = adapted
+        self.adapted_changed.emit()
 
     def set_seed(self, seed: int) -> None:
         self.seed = int(seed)

@@ -24,7 +24,7 @@ from core.roi import RoiSet, work_megapixels
 from deblur_gui.state import describe_plane
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
-__all__ = ["RunRequest", "RunOutput", "RestoreJob", "plain_error"]
+__all__ = ["RunRequest", "RunOutput", "CancellableJob", "RestoreJob", "plain_error"]
 
 
 @dataclass
@@ -45,6 +45,7 @@ class RunRequest:
     plane_description: str = ""
     shown_index: tuple | None = None            # the plane on screen: the trust check runs there
     roi_labels: list[str] = field(default_factory=list)
+    adapted: Any = None                         # core.adaptation.Adapted to run instead of the weights
 
 
 @dataclass
@@ -71,26 +72,22 @@ def plain_error(exc: BaseException) -> str:
     return f"The restoration stopped because of an unexpected problem: {text}"
 
 
-class RestoreJob(QtCore.QThread):
-    """One restoration run on a worker thread.
+class CancellableJob(QtCore.QThread):
+    """Work on a worker thread that ends in exactly one of finished_ok(result),
+    failed(message, details) or cancelled(); subclasses implement `_run` and check
+    `cancel_event` (core's engine and adaptation take it as `cancel`)."""
 
-    Signals: progress(done, total), finished_ok(RunOutput), failed(message, details), cancelled().
-    Exactly one of finished_ok / failed / cancelled is emitted per run.
-    """
-
-    progress = QtCore.Signal(int, int)
-    status = QtCore.Signal(str)
     finished_ok = QtCore.Signal(object)
     failed = QtCore.Signal(str, str)
     cancelled = QtCore.Signal()
 
-    def __init__(self, request: RunRequest, parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, request: Any, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.request = request
         self.cancel_event = threading.Event()
 
     def cancel(self) -> None:
-        """Ask the run to stop; it stops after the tile batch in progress."""
+        """Ask the work to stop at its next check (a tile batch, a training step)."""
         self.cancel_event.set()
 
     def run(self) -> None:  # runs on the worker thread
@@ -111,6 +108,19 @@ class RestoreJob(QtCore.QThread):
             else:
                 self.finished_ok.emit(output)
 
+    def _run(self) -> Any:
+        raise NotImplementedError
+
+
+class RestoreJob(CancellableJob):
+    """One restoration run on a worker thread.
+
+    Signals: progress(done, total), status(text), and those of `CancellableJob`.
+    """
+
+    progress = QtCore.Signal(int, int)
+    status = QtCore.Signal(str)
+
     def _run(self) -> RunOutput:
         from core import engine
         from core.devices import device_label
@@ -119,7 +129,10 @@ class RestoreJob(QtCore.QThread):
         req = self.request
         t0 = time.perf_counter()
         self.status.emit(f"Loading {req.model}...")
-        model = load_model(req.model, weights=req.weights, device=req.device, **req.params)
+        if req.adapted is not None:
+            model = req.adapted.restorer(req.device, **req.params)
+        else:
+            model = load_model(req.model, weights=req.weights, device=req.device, **req.params)
         load_seconds = time.perf_counter() - t0
         if self.cancel_event.is_set():
             raise engine.Cancelled("cancelled by the user")
@@ -147,10 +160,12 @@ class RestoreJob(QtCore.QThread):
         checks, trust_map = _check_rows(req, original, data)
 
         h, w = original.shape[req.image.axes.index("Y")], original.shape[req.image.axes.index("X")]
-        image = attach(_with_data(req.image, data), record(
-            model=req.model, weights=req.weights, params=req.params, rois=req.rois, seed=req.seed,
-            tile=req.tile, overlap=req.overlap, device=req.device, source=req.image.path,
-            planes=req.plane_description))
+        rec = record(model=req.model, weights=req.weights, params=req.params, rois=req.rois,
+                     seed=req.seed, tile=req.tile, overlap=req.overlap, device=req.device,
+                     source=req.image.path, planes=req.plane_description)
+        if req.adapted is not None:
+            rec["adapted"] = req.adapted.provenance()
+        image = attach(_with_data(req.image, data), rec)
         return RunOutput(data=data, image=image, seconds=seconds, load_seconds=load_seconds,
                          device_label=device_label(model.device),
                          megapixels=work_megapixels(req.rois, (h, w)) * n_planes,

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from core import defocus
+from core.adaptation import ADAPTABLE, AdaptSettings
 from core.cli import HelpFormatter, UserError
 from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 from core.engine import restore
@@ -43,6 +44,7 @@ from core.models.registry import ModelEntry, check_params, list_entries, load_mo
 from core.roi import Rect, RoiSet, roi_mask
 from training.bench_cases import (BENCH_SEED_BASE, BenchCase, make_cases, make_empty_cases,
                                   make_real_cases)
+from training.bench_checks import adapt_row, check_row, checks_markdown, summarise_checks
 
 __all__ = ["run_quality", "run_empty", "run_speed", "markdown_report", "model_settings",
            "invented_structure", "rl_oracle", "summarise", "summarise_groups", "case_group",
@@ -156,8 +158,9 @@ def model_settings(entries: list[ModelEntry], params: dict[str, Any] | None) -> 
 
 def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: str = "cpu",
                 params: dict[str, Any] | None = None, weights: dict[str, Path] | None = None,
-                log=print) -> list[dict]:
-    """One row per (model, image) plus the blurred input and the RL oracle."""
+                log=print, adapt: AdaptSettings | None = None) -> list[dict]:
+    """One row per (model, image) plus the blurred input and the RL oracle, the blur estimate
+    and trust verdict (``training.bench_checks``), and with `adapt` the adapted model's PSNR."""
     rows = []
     for case in cases:
         base = _score(case, case.blurred)
@@ -179,9 +182,15 @@ def run_quality(cases: list[BenchCase], entries: list[ModelEntry], *, device: st
                          "gain_over_rl_oracle_db": s["psnr"] - oracle["psnr"],
                          "outside_max_change": s["outside_max_change"],
                          "seconds": dt, "roi_megapixels": float(case.region.sum()) / 1e6,
-                         "peak_rss_mb": _peak_rss_mb()})
+                         "peak_rss_mb": _peak_rss_mb(), **check_row(case, out)})
+            extra = ""
+            if adapt is not None and e.name in ADAPTABLE:
+                rows[-1].update(adapt_row(case, e.name, adapt, device, _score, _own(e, params),
+                                          (weights or {}).get(e.name)))
+                extra = (f"  adapted {rows[-1]['psnr_adapted']:6.2f} dB"
+                         if "psnr_adapted" in rows[-1] else "  (not adapted)")
             log(f"{case.name:28s} {e.name:16s} blurred {base['psnr']:6.2f}  RL* {oracle['psnr']:6.2f}"
-                f"  model {s['psnr']:6.2f} dB  ({dt:.1f} s)")
+                f"  model {s['psnr']:6.2f} dB  ({dt:.1f} s){extra}  {rows[-1]['verdict']}")
     return rows
 
 
@@ -313,6 +322,7 @@ def markdown_report(quality: list[dict], speed: list[dict], command: str,
             lines.append(f"| {r['image']} | {r['source']} | {r['radius_px']:.0f} | {r['model']} | "
                          f"{r['psnr_blurred']:.2f} | {r['psnr_rl_oracle']:.2f} | {r['psnr']:.2f} | "
                          f"{r['gain_db']:+.2f} |")
+        lines += checks_markdown(quality)
     if empty:
         lines += ["", "## Empty regions: what a model invents where there is nothing to restore", "",
                   f"RMS error against the flat truth, as a multiple of the input's (below 1: noise removed); "
@@ -368,6 +378,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", action="store_true", help="also time a 2048x2048 uint16 frame")
     p.add_argument("--speed-only", action="store_true", help="only the speed benchmark")
     p.add_argument("--speed-size", type=int, default=2048, help="frame size for --speed")
+    p.add_argument("--adapt", action="store_true",
+                   help="also adapt each adaptable model to each case's own in-focus areas "
+                        "(deblur predict --adapt) and report adapted against shipped")
+    p.add_argument("--adapt-seconds", type=float, default=AdaptSettings.seconds,
+                   help="adaptation time per case, seconds")
+    p.add_argument("--adapt-steps", type=int, default=None,
+                   help="adapt for exactly this many steps per case instead (figures that do not "
+                        "depend on how busy the machine is)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", default=None, metavar="FILE.md", help="also write the markdown report here")
     p.set_defaults(run=run)
@@ -405,7 +423,10 @@ def run(args: argparse.Namespace) -> int:
                 cases = make_cases(args.synthetic, args.size, args.seed, data, False) + real
             else:
                 cases = make_cases(args.synthetic, args.size, args.seed, data, not args.no_skimage)
-            quality = run_quality(cases, entries, device=args.device, params=params, log=log)
+            adapting = (AdaptSettings(seconds=args.adapt_seconds, steps=args.adapt_steps)
+                        if args.adapt else None)
+            quality = run_quality(cases, entries, device=args.device, params=params, log=log,
+                                  adapt=adapting)
             empty = run_empty(make_empty_cases(args.size, args.seed), entries, device=args.device,
                               params=params, log=log)
         speed = []
@@ -425,7 +446,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"machine": machine_line(), "settings": settings, "quality": quality,
                           "empty": empty, "speed": speed,
                           "summary": summarise(quality) if quality else [],
-                          "groups": summarise_groups(quality) if quality else []}, indent=1))
+                          "groups": summarise_groups(quality) if quality else [],
+                          "checks": summarise_checks(quality) if quality else {}}, indent=1))
     else:
         print(report)
     return 0

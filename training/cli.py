@@ -54,7 +54,7 @@ def _config(fn, *args, **kwargs):
         raise UsageError(str(exc)) from None
 
 
-def _adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
+def adopt_init_architecture(cfg: dict[str, Any], config: str | None) -> None:
     """A GAN fine-tune (``[train] init``) whose config leaves the generator alone trains the
     ``--init`` file's generator, whatever its size: fine-tuning the shipped COMI needs no
     knowledge of how wide it is. A config that sets ``[model]`` keeps it (and a wider one
@@ -348,7 +348,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not args.model:
             raise UsageError("--model is required (comi, cyclegan or ddpm)")
         cfg = _config(load_config, args.model, args.config, _overrides(args))
-        _adopt_init_architecture(cfg, args.config)
+        adopt_init_architecture(cfg, args.config)
     _check_data(cfg)
 
     device, info = _setup_process(args.device)

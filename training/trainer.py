@@ -97,13 +97,18 @@ class Trainer:
     val_paired : bool
         The validation items are aligned pairs, so PSNR/SSIM against "sharp" mean something;
         False for unpaired real folders, where only the no-reference sharpness is reported.
+    time_budget_s : float, optional
+        Stop after the first step that ends this many seconds into the run (as if it were the
+        last step: validation, log row, checkpoint); ``cfg['train']['steps']`` stays the cap.
+        For adaptation to one image (``training.adapt``), which is budgeted by time.
     """
 
     def __init__(self, steps: ModelSteps, train_ds: Dataset, val_ds: Dataset, run_dir: Path,
                  cfg: dict[str, Any], dist_: DistInfo | None = None, quiet: bool = False,
                  on_step: Callable[[int, dict[str, float]], None] | None = None,
-                 val_paired: bool = True) -> None:
+                 val_paired: bool = True, time_budget_s: float | None = None) -> None:
         self.steps = steps
+        self.time_budget_s = time_budget_s
         self.run = Path(run_dir)
         self.cfg = cfg
         self.t = cfg["train"]
@@ -352,6 +357,9 @@ class Trainer:
                     if self._bar.disable and time.monotonic() - last_status > 60:
                         last_status = time.monotonic()   # no TTY (batch jobs): a line a minute
                         self._say(self._status(start, t_first, losses))
+                if (self.time_budget_s is not None and self.step < self.total
+                        and time.monotonic() - t0 >= self.time_budget_s):
+                    self.total = self.step           # the time is up: this step is the last
                 final = self.step >= self.total
                 row: dict[str, Any] = {}
                 if every(log_every, self.step) or final:
@@ -374,6 +382,8 @@ class Trainer:
                     last_ckpt = self.save(elapsed())
                 if stop:
                     raise TrainingInterrupted(stop, self.step, last_ckpt)
+                if final:
+                    break
             if start >= self.total and self.dist.is_main and not list_checkpoints(self.run):
                 last_ckpt = self.save(elapsed())
             wall = elapsed()

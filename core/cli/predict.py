@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.adaptation import AdaptSettings
 from core.cli import HelpFormatter, UserError, fail
 from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE, OUT_SUFFIX
 
@@ -48,6 +49,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", default=None, metavar="FILE.json",
                    help="write, per image and region, the measured blur and whether the result is "
                         "explained by the input (the trust check)")
+    ad = p.add_argument_group("learning from the image's own sharp areas (COMI)")
+    ad.add_argument("--adapt", action="store_true",
+                    help="before restoring each image, fine-tune the model on its in-focus areas "
+                         "outside the regions (about a minute on a laptop CPU)")
+    ad.add_argument("--adapt-seconds", type=float, default=AdaptSettings.seconds, metavar="S",
+                    help="how long to learn, in seconds")
+    ad.add_argument("--adapt-steps", type=int, default=None, metavar="N",
+                    help="learn for exactly N steps instead (reproducible on one machine)")
+    ad.add_argument("--adapt-on", default=None, metavar="FILE",
+                    help="learn once, from FILE (with the same --roi/--auto-roi), and restore "
+                         "every input with the result")
+    ad.add_argument("--save-adapted", default=None, metavar="FILE.safetensors",
+                    help="also save the adapted model (reuse it with --weights)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -165,6 +179,12 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, weights=args.weights, device=args.device, **settings)
     except (ValueError, DeviceError) as exc:
         raise UserError(str(exc)) from None
+    adapting = _adapt_settings(args, many)
+    shared = None
+    if adapting is not None and args.adapt_on:
+        shared = _adapted(Path(args.adapt_on), None, args, adapting, settings)
+        if shared is not None:
+            model = shared.restorer(args.device, **settings)
 
     failures = 0
     reports: list[dict] = []
@@ -178,12 +198,18 @@ def run(args: argparse.Namespace) -> int:
             if rois is not None and len(rois) == 0:
                 print(f"deblur: {inp}: no blurred region found; the output is an unchanged copy",
                       file=sys.stderr)
+            used, adapted = model, shared
+            if adapting is not None and shared is None and not args.adapt_on:
+                adapted = _adapted(inp, image, args, adapting, settings, rois)
+                used = model if adapted is None else adapted.restorer(args.device, **settings)
             bar, update = _progress_bar(inp.name, args.quiet)
             try:
-                restore_file(inp, dest, model, model_name=args.model, weights=args.weights,
+                restore_file(inp, dest, used, model_name=args.model, weights=args.weights,
                              settings=settings, rois=rois, image=image, tile=args.tile,
                              overlap=args.overlap, seed=args.seed, device=args.device,
-                             overwrite=args.overwrite, progress=update)
+                             overwrite=args.overwrite, progress=update,
+                             provenance_extra=None if adapted is None else
+                             {"adapted": adapted.provenance()})
             finally:
                 if bar is not None:
                     bar.close()
@@ -203,6 +229,59 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         _write_report(Path(args.report), reports)
     return 2 if failures else 0
+
+
+def _adapt_settings(args: argparse.Namespace, many: bool) -> AdaptSettings | None:
+    """The adaptation asked for (None: none), its options checked together."""
+    from core.adaptation import ADAPTABLE
+
+    wanted = args.adapt or args.adapt_on or args.save_adapted or args.adapt_steps is not None
+    if not wanted:
+        return None
+    if args.model not in ADAPTABLE:
+        raise UserError(f"--adapt works with {', '.join(ADAPTABLE)}, not with {args.model}")
+    if args.save_adapted and many and not args.adapt_on:
+        raise UserError("--save-adapted with several inputs needs --adapt-on FILE (one adapted "
+                        "model to save)")
+    if args.save_adapted and Path(args.save_adapted).suffix.lower() != ".safetensors":
+        raise UserError(f"{args.save_adapted}: the adapted model is saved as .safetensors")
+    if args.save_adapted and Path(args.save_adapted).exists() and not args.overwrite:
+        raise UserError(f"{args.save_adapted} already exists (use --overwrite to replace it)")
+    try:
+        return AdaptSettings(seconds=args.adapt_seconds, steps=args.adapt_steps, seed=args.seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _adapted(path: Path, image, args: argparse.Namespace, adapting: AdaptSettings,
+             settings: dict, rois=None):
+    """The model adapted to `path` (its regions from the command line), or None (said why in
+    one line: the shipped model restores)."""
+    from core.adaptation import AdaptError, adapt
+    from core.io import ImageError, read_image
+    from core.roi import RoiError
+
+    if image is None:
+        try:
+            image = read_image(path)
+            rois = rois_from_args(args, image)
+        except (ImageError, RoiError) as exc:
+            raise UserError(f"--adapt-on: {exc}") from None
+    say = (lambda m: None) if args.quiet else (lambda m: print(f"deblur: {m}", file=sys.stderr))
+    say(f"{path.name}: learning from its in-focus areas "
+        + (f"({adapting.steps} steps)" if adapting.steps else f"(about {adapting.seconds:.0f} s)"))
+    try:
+        adapted = adapt(image, rois, model=args.model, weights=args.weights, settings=adapting,
+                        image_name=path.name, device=args.device)
+    except AdaptError as exc:
+        print(f"deblur: {path.name}: cannot learn from this image: {exc}; restoring with the "
+              "model as it is", file=sys.stderr)
+        return None
+    say(f"{path.name}: {adapted.words()}")
+    if args.save_adapted:
+        saved = adapted.save(args.save_adapted)
+        say(f"adapted model saved to {saved} (use it with --weights {saved})")
+    return adapted
 
 
 def _check_result(inp: Path, dest: Path, image, rois, quiet: bool) -> dict:
