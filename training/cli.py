@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder of sharp images, or 'synthetic' for generated specimens")
     p.add_argument("--blurred", help="folder of blurred images: same names as --data for paired "
                    "training (COMI), any names for unpaired (CycleGAN); default: simulate blur")
+    p.add_argument("--real-pool", metavar="CACHE",
+                   help="mix the training split of these real images (python -m training.real_images "
+                        "CACHE) into synthetic data")
+    p.add_argument("--real-share", type=float, metavar="F",
+                   help="share of the fields cut from the real images (default 0.5)")
     p.add_argument("--out", help="run folder (checkpoints, log, samples, weights); required")
     p.add_argument("--config", help="TOML file or shipped config name (tiny, comi_gpu, ...) "
                    "layered over the model's defaults")
@@ -146,6 +151,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         data["blurred"] = args.blurred or ""
     elif args.blurred is not None:
         data["blurred"] = args.blurred
+    if args.real_pool is not None:
+        data["real_pool"] = args.real_pool
+    if args.real_share is not None:
+        data["real_share"] = args.real_share
     return {
         "train": {"steps": args.steps, "batch_size": args.batch_size, "patch": args.patch,
                   "seed": args.seed, "num_workers": args.workers, "amp": args.amp,
@@ -175,6 +184,12 @@ def _check_data(cfg: dict[str, Any]) -> None:
     blurred = cfg["data"]["blurred"]
     if blurred and not Path(blurred).is_dir():
         raise UsageError(f"blurred folder {blurred} does not exist")
+    pool = cfg["data"]["real_pool"]
+    if pool and src != "synthetic":
+        raise UsageError("--real-pool mixes real images into synthetic data: use it with --data synthetic")
+    if pool and not (Path(pool) / "manifest.json").is_file():
+        raise UsageError(f"real image pool {pool} has no manifest.json; fetch it first: "
+                         f"python -m training.real_images {pool}")
 
 
 # ============================================================================ running
@@ -231,9 +246,14 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
         return make_datasets(d["source"], blurred, patch=int(t["patch"]), seed=int(t["seed"]),
                              val_fraction=float(d["val_fraction"]), paired=paired_,
                              degradation=degradation, field=int(d["field"]) or None,
-                             patches_per_field=int(d["patches_per_field"]))
+                             patches_per_field=int(d["patches_per_field"]),
+                             real_planes=real, real_share=float(d["real_share"]))
 
     try:
+        real = None
+        if d["real_pool"]:
+            from training.real_splits import load_train_planes
+            real = load_train_planes(d["real_pool"], lambda s: print(f"{PROG}: {s}", file=sys.stderr))
         train_ds, val_ds = build(paired)
         if not paired and blurred is None:
             return train_ds, build(True)[1], True

@@ -43,8 +43,9 @@ import torch
 from torch.utils.data import Dataset
 
 from core.defocus import DefocusConfig
-from training.sources import (TRAIN, VAL, ImageFolderSource, PairedFolderSource,
-                              SharpFolderSource, SyntheticSource, item_rng, list_images)
+from training.sources import (TRAIN, VAL, ImageFolderSource, MixedSource, PairedFolderSource,
+                              PlanePoolSource, SharpFolderSource, SyntheticSource, item_rng,
+                              list_images)
 from training.windows import Windows, pad_to
 
 __all__ = ["PatchDataset", "UnpairedDataset", "make_datasets", "PATCHES_PER_FIELD", "field_order"]
@@ -376,7 +377,8 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
                   val_fraction: float = 0.1, paired: bool = True, degradation: DefocusConfig | None = None,
                   field: int | None = None, train_length: int | None = None, val_length: int | None = None,
                   kinds: dict[str, float] | list[str] | None = None, patches_per_field: int | None = None,
-                  cache_fields: int = 8) -> tuple[Dataset, Dataset]:
+                  cache_fields: int = 8, real_planes: list | None = None, real_share: float = 0.5
+                  ) -> tuple[Dataset, Dataset]:
     """Training and validation datasets for every trainer.
 
     Parameters
@@ -410,6 +412,10 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         real blurred images (nothing simulated) use 1 unless given.
     cache_fields
         Fields each process keeps (LRU) to cut the next patches from.
+    real_planes, real_share
+        Real sharp planes (``training.real_splits.load_train_planes``) mixed into synthetic data:
+        a share `real_share` of the fields is cut from them (magnified 0.5-2x, gamma changed)
+        and blurred by the same simulator.
     """
     cfg = degradation or DefocusConfig()
     if not 0.0 <= val_fraction < 1.0:
@@ -423,6 +429,11 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         if blurred is not None:
             raise ValueError("--blurred cannot be combined with synthetic data")
         src = SyntheticSource(cfg, field or max(256, 2 * patch), kinds)
+        if real_planes:
+            if not 0.0 < real_share <= 1.0:
+                raise ValueError(f"real_share must be in (0, 1], got {real_share}")
+            src = MixedSource([src, PlanePoolSource(real_planes, cfg, field or max(256, 2 * patch))],
+                              [1.0 - real_share, real_share])
         n_train, n_val = train_length or 10_000, val_length or 64
         if paired:
             return (PatchDataset(src, n_train, split=TRAIN, **sim_tr),
@@ -430,6 +441,8 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         return (UnpairedDataset(src, src, n_train, split=TRAIN, **sim_tr),
                 UnpairedDataset(src, src, n_val, split=VAL, **common))
 
+    if real_planes:
+        raise ValueError("real images (--real-pool) are mixed into synthetic data only")
     fsize = field or max(384, 2 * patch)
     if blurred is None:
         files = list_images(data)

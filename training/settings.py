@@ -52,6 +52,10 @@ class DataSection:
     patches_per_field: int = setting(4, "training patches cut from one simulated field", min=1)
     field: int = setting(0, "side (px) of the field generated/cropped per item; 0 = the data default",
                          min=0)
+    real_pool: str = setting("", "--real-pool: cache of python -m training.real_images whose "
+                                 "training split is mixed into synthetic data; \"\" = none")
+    real_share: float = setting(0.5, "--real-share: share of the fields cut from the real pool",
+                                min=0.0, max=1.0)
 
 
 @dataclass

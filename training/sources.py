@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.defocus import DefocusConfig, sample_optics, simulate_local_defocus
+from core.defocus import DefocusConfig, relative_intensity, sample_optics, simulate_local_defocus
 from core.io import READ_SUFFIXES
 from core.normalize import P_HIGH, P_LOW, normalize, percentile_params
 from core.roi import load_rois, roi_mask, sidecar_path
 from training import synth
 
 __all__ = ["Field", "SyntheticSource", "SharpFolderSource", "PairedFolderSource",
-           "ImageFolderSource", "list_images", "item_rng", "IMAGE_SUFFIXES", "TRAIN", "VAL"]
+           "ImageFolderSource", "PlanePoolSource", "MixedSource", "list_images", "item_rng", "IMAGE_SUFFIXES", "TRAIN", "VAL"]
 
 IMAGE_SUFFIXES = READ_SUFFIXES          # the formats core.io reads
 TRAIN, VAL = 0, 1
@@ -262,3 +262,93 @@ class ImageFolderSource(_FolderBase):
         arr = normalize(planes[p][y:y + fh, x:x + fw], self._params[(k, p)])
         tag = (str(self.files[k]), p, y, x)
         return Field(arr, None, None, tag) if self.role == "blurred" else Field(None, arr, None, tag)
+
+
+# --------------------------------------------------------------------------- real sharp planes
+
+#: modalities whose images are dark-field-like (bright objects on dark): these may also be
+#: turned into brightfield contrast; transmitted-light images keep their own contrast
+_EMISSIVE = ("fluorescence", "confocal", "light-sheet")
+
+
+class PlanePoolSource:
+    """Real sharp planes in memory (``training.real_splits.train_planes``) with simulated local
+    defocus: the real-image half of the training data.
+
+    Per field: a plane (chance ~ the square root of its area), a magnification log-uniform in
+    `scale` (a window of field / scale px, best of 4 by contrast, resized), a gamma in `gamma`
+    on its relative intensity, then `simulate_local_defocus` with the plane's pixel size
+    (divided by the magnification) when known. Fluorescence-like planes may be turned into
+    brightfield (`cfg.brightfield_prob`), transmitted-light ones keep their contrast.
+    """
+
+    def __init__(self, planes: list, degradation: DefocusConfig | None = None, field: int = 256,
+                 scale: tuple[float, float] = (0.5, 2.0), gamma: tuple[float, float] = (0.7, 1.4)) -> None:
+        if not planes:
+            raise ValueError("no real planes to train on")
+        self.cfg = degradation or DefocusConfig()
+        self.field_size = int(field)
+        self.scale, self.gamma = scale, gamma
+        self.planes = list(planes)
+        area = np.array([float(np.prod(p.data.shape[:2])) for p in self.planes])
+        self.p = np.sqrt(area) / np.sqrt(area).sum()
+        self._grey: dict[int, np.ndarray] = {}
+
+    def _plane(self, k: int) -> np.ndarray:
+        if k not in self._grey:
+            data = np.asarray(self.planes[k].data, np.float32)
+            if data.ndim == 3:
+                data = data[..., :3] @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+            self._grey[k] = np.ascontiguousarray(data)
+        return self._grey[k]
+
+    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
+        from scipy import ndimage
+
+        k = int(rng.choice(len(self.planes), p=self.p))
+        plane, info = self._plane(k), self.planes[k]
+        scale = float(np.exp(rng.uniform(np.log(self.scale[0]), np.log(self.scale[1]))))
+        h, w = plane.shape
+        side = int(np.ceil(self.field_size / scale))
+        fh, fw = min(side, h), min(side, w)
+        best, best_score = (0, 0), -1.0
+        for _ in range(4):                  # best of a few random windows: skips empty corners
+            y, x = int(rng.integers(0, h - fh + 1)), int(rng.integers(0, w - fw + 1))
+            score = float(np.std(plane[y:y + fh:4, x:x + fw:4])) + 1e-9 * rng.random()
+            if score > best_score:
+                best, best_score = (y, x), score
+        y, x = best
+        crop = plane[y:y + fh, x:x + fw]
+        if abs(scale - 1.0) > 1e-3:
+            crop = ndimage.zoom(crop, scale, order=1)[:self.field_size, :self.field_size]
+        crop = relative_intensity(crop) ** np.float32(rng.uniform(*self.gamma))
+        tag = (f"{info.source}: {info.name}", k, y, x)
+        if need == "sharp":
+            params = percentile_params(crop, P_LOW, P_HIGH)
+            return Field(None, normalize(crop, params), None, tag)
+        pixel = None if info.pixel_um is None else float(info.pixel_um) / scale
+        if pixel is not None and not (self.cfg.pixel_um[0] / 4 <= pixel <= self.cfg.pixel_um[1] * 4):
+            pixel = None
+        optics = sample_optics(rng, self.cfg, pixel_um=pixel)
+        emissive = any(m in info.modality.lower() for m in _EMISSIVE)
+        sim = simulate_local_defocus(crop, rng, self.cfg, optics=optics, brightfield=None if emissive else False)
+        params = percentile_params(sim.blurred, P_LOW, P_HIGH)
+        return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
+                     sim.mask.astype(np.float32), tag)
+
+
+class MixedSource:
+    """Fields from several sources, each chosen with its weight (by the field's own rng, so an
+    item stays a function of (seed, split, index))."""
+
+    def __init__(self, sources: list, weights: list[float]) -> None:
+        if len(sources) != len(weights) or not sources or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError("MixedSource needs one non-negative weight per source, not all zero")
+        self.sources = list(sources)
+        w = np.asarray(weights, np.float64)
+        self.p = w / w.sum()
+        self.has_mask = all(getattr(s, "has_mask", True) for s in self.sources)
+
+    def field(self, rng: np.random.Generator, index: int, need: str = "both") -> Field:
+        k = int(rng.choice(len(self.sources), p=self.p))
+        return self.sources[k].field(rng, index, need)
