@@ -1,13 +1,17 @@
 """Bench several exported weights files of one model on the same held-out cases, side by side.
 
     deblur-train --out RUN --export-only        # newest checkpoint -> RUN/<model>.safetensors
-    python benchmarks/checkpoints.py A.safetensors B.safetensors ... [--synthetic 8] [--steps 20] [--param orientations=8]
+    python benchmarks/checkpoints.py A.safetensors B.safetensors ... --real-cache CACHE \
+        [--synthetic 8] [--steps 20] [--param orientations=8]
 
-For choosing and documenting which checkpoint of a run to ship: one markdown row per file
-(mean ROI PSNR gain over the blurred input and over Richardson-Lucy with the true PSF, as
-`deblur bench` reports them; the worst invented structure on the empty-region cases, as an RMS
-error multiple of the input's and the largest blotch in % of range), then the gain per bench image. The cases are those of
-docs/BENCHMARKS.md (seed 0); every file must hold the same model.
+For choosing which checkpoint of a run to ship, on the VALIDATION split only (the test split
+is never used for a decision): one markdown row per file with, as `deblur bench --split val`
+reports them, the real-image group (mean gain over the blurred input, worst case, harm rate),
+the simulated-specimen group, the gain over Richardson-Lucy with the true PSF, the "none"
+cases (a sharp region marked as blurred: worst smoothed PSNR against the input, worst
+fine-detail ratio), and the worst invented structure on the empty-region cases (RMS error
+multiple of the input's, largest blotch in % of range); then the gain per case. Every file
+must hold the same model.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from pathlib import Path
 from core.cli.predict import model_params
 from core.models.registry import get_entry
 from core.models.weights import WeightsError, load_weights
-from training.bench import run_empty, run_quality, summarise
-from training.bench_cases import make_cases, make_empty_cases
+from training.bench import run_empty, run_quality, summarise, summarise_groups
+from training.bench_cases import make_cases, make_empty_cases, make_real_cases
+from training.bench_checks import summarise_checks
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("weights", type=Path, nargs="+", help="exported .safetensors files of one model")
+    p.add_argument("--real-cache", type=Path, help="the cache of python -m training.real_images "
+                   "(its validation split); without it, simulated specimens only")
     p.add_argument("--synthetic", type=int, default=8, help="held-out simulated specimens")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps for diffusion models")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -44,19 +51,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     entry = get_entry(models.pop())
     params = model_params(args)
-    cases = make_cases(args.synthetic, 256, 0, None, True)
+    # scikit-image's images belong to the test split: never here
+    cases = make_cases(args.synthetic, 256, 0, None, False)
+    if args.real_cache is not None:
+        cases += make_real_cases("val", args.real_cache)
     empty = make_empty_cases()
-    print("| weights | trained steps | gain vs blurred | vs RL (true PSF) | empty: RMS x | empty: blotch % | "
+    print("| weights | trained steps | real: gain | real: worst | real: harm | simulated: gain | "
+          "vs RL (true PSF) | none: smoothed PSNR | none: detail x | empty: RMS x | empty: blotch % | "
           + " | ".join(c.name for c in cases) + " |")
-    print("|---" * (6 + len(cases)) + "|")
+    print("|---" * (11 + len(cases)) + "|")
     for path, card in zip(args.weights, cards):
         rows = run_quality(cases, [entry], device=args.device, params=params,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         (s,) = summarise(rows)
+        groups = {g["group"]: g for g in summarise_groups(rows)}
+        real, sim = groups.get("real microscopy"), groups.get("simulated specimens")
+        (c,) = summarise_checks(rows)["models"]
         e_rows = run_empty(empty, [entry], device=args.device, params=params,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         steps = card.get("training", {}).get("steps", "?")
-        print(f"| {path.name} | {steps} | {s['gain_db']:+.2f} dB | {s['gain_over_rl_oracle_db']:+.2f} dB | "
+        real_cols = (f"{real['gain_db']:+.2f} dB | {real['worst_gain_db']:+.2f} dB | "
+                     f"{100 * real['harm_rate']:.0f} %" if real else "n/a | n/a | n/a")
+        none_cols = (f"{c['sharp_worst_psnr_smoothed']:.1f} dB | {c['sharp_worst_detail_ratio']:.2f}"
+                     if "sharp_cases" in c else "n/a | n/a")
+        sim_col = f"{sim['gain_db']:+.2f} dB" if sim else "n/a"
+        print(f"| {path.name} | {steps} | {real_cols} | {sim_col} | "
+              f"{s['gain_over_rl_oracle_db']:+.2f} dB | {none_cols} | "
               f"{max(r['rms_ratio'] for r in e_rows):.2f} | {max(r['blotch_pct'] for r in e_rows):.1f} | "
               + " | ".join(f"{r['gain_db']:+.2f}" for r in rows) + " |", flush=True)
     return 0

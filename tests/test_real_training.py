@@ -132,9 +132,35 @@ def test_deblur_train_mixes_the_real_pool_into_synthetic_data(tmp_path, capsys):
     assert "real training planes: cellprofiler" in err and "spotiflow" in err
     card = json.loads((run / "comi.json").read_text())
     assert card["training"]["config"]["data"]["real_pool"] == str(cache)
+    used = card["training"]["real_images"]
+    assert used["share"] == 0.5 and set(used["planes"]) == {"cellprofiler"}
+    from core.models.plain import data_label
+    assert "real microscopy" in data_label("synthetic", used) and "cellprofiler" in data_label("synthetic", used)
     rc = main(["--model", "comi", "--data", "synthetic", "--real-pool", str(tmp_path / "none"),
                "--config", "tiny", "--out", str(tmp_path / "r2"), "-q"])
     assert rc == 2 and "manifest.json" in capsys.readouterr().err
     rc = main(["--model", "comi", "--data", str(tmp_path), "--real-pool", str(cache),
                "--config", "tiny", "--out", str(tmp_path / "r3"), "-q"])
     assert rc == 2 and "synthetic" in capsys.readouterr().err
+
+
+def test_a_card_shows_the_real_image_test_first_and_the_simulated_figure_apart():
+    from core.models.plain import plain_lines, technical_lines
+    from core.models.registry import get_entry
+
+    card = {"training": {"data": "synthetic"},
+            "bench": {"gain_db": 3.67, "images": 8, "per_image": [{"image": f"synthetic-{i}"} for i in range(8)]},
+            "bench_real": {"split": "test", "images": 18, "what": "fluorescence, phase contrast",
+                           "sources": ["epitools (confocal)"], "gain_db": 1.2, "worst_gain_db": -3.1,
+                           "harm_rate": 2 / 18, "gain_over_rl_true_psf_db": 0.4, "ssim_blurred": 0.8,
+                           "ssim": 0.85, "sharp": {"cases": 4, "passed": 1, "worst_psnr_smoothed": 30.2,
+                                                   "worst_detail_ratio": 2.1},
+                           "command": "deblur bench --split test"}}
+    lines = plain_lines(get_entry("comi"), card)
+    real = next(i for i, ln in enumerate(lines) if "real microscopy images from labs" in ln)
+    sim = next(i for i, ln in enumerate(lines) if "(simulated specimens)" in ln)
+    assert real < sim
+    assert "+1.2 dB" in lines[real] and "2 of 18 came out worse" in lines[real] and "-3.1 dB" in lines[real]
+    assert "+3.7 dB" in lines[sim]
+    details = " ".join(technical_lines(card))
+    assert "harm rate 11 %" in details and "1 of 4 left alone" in details and "epitools" in details

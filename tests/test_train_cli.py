@@ -148,6 +148,14 @@ def test_export_averages_the_newest_checkpoints(tmp_path: Path, capsys) -> None:
     assert card["training"]["averaged_steps"] == [2, 4, 6]
     rc, err = _run_main(["--out", str(run), "--export-only", "--average", "4", "-q"], capsys)
     assert rc == 2 and "only 3 readable checkpoint" in err
+    # one chosen checkpoint, beside the newest export (for choosing on the validation split)
+    rc, err = _run_main(["--out", str(run), "--export-only", "--step", "4", "-q"], capsys)
+    assert rc == 0, err
+    step4 = load_file(str(run / "cyclegan.step_4.safetensors"))
+    assert all(torch.equal(step4[k], states[1][k]) for k in step4)
+    assert json.loads((run / "cyclegan.step_4.json").read_text())["validation"].get("step", 4) == 4
+    rc, err = _run_main(["--out", str(run), "--export-only", "--step", "5", "-q"], capsys)
+    assert rc == 2 and "no readable checkpoint of step 5" in err
 
 
 # ----------------------------------------------------------------------------- kill and resume

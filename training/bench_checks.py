@@ -1,7 +1,10 @@
-"""What `deblur bench` measures beyond PSNR: the blur estimate, the trust verdict, adaptation.
+"""What `deblur bench` measures beyond PSNR: the blur estimate, the trust verdict, adaptation,
+and whether a model leaves sharp content alone.
 
-Per case and model (``check_row``): the region's measured blur against the true radius, and
-the trust verdict on the model's output (does it flag what the model made worse?). With
+Per case and model (``check_row``): the region's measured blur against the true radius, the
+trust verdict on the model's output (does it flag what the model made worse?) and, on the
+"no blur" cases (a sharp region marked as if blurred), how far the output's structure strays
+from the input's (``sharp_region_row``). With
 ``--adapt`` (``adapt_row``): the model adapted to the case's own in-focus areas
 (``core.adaptation``), its PSNR and the seconds it took, adaptation included.
 """
@@ -18,12 +21,35 @@ from core.engine import restore
 from core.trust import region_checks
 from training.bench_cases import BenchCase
 
-__all__ = ["check_row", "adapt_row", "summarise_checks", "checks_markdown", "TRUST_FLAGS"]
+__all__ = ["check_row", "adapt_row", "sharp_region_row", "summarise_checks", "checks_markdown",
+           "TRUST_FLAGS", "SHARP_MIN_PSNR", "SHARP_MAX_DETAIL"]
 
 #: verdicts that warn the user (the others: "consistent with the input", "not checked")
 TRUST_FLAGS = ("check", "already looks sharp")
 #: gains (dB) that define "made worse" and "clearly helped" for the trust figures
 WORSE_DB, HELPED_DB = -0.5, 1.0
+#: on a sharp region marked as blurred, a model may remove noise but not change structure:
+#: PSNR of output against input after a Gaussian of sigma 2 px on both at least this (dB), and
+#: fine-detail energy (squared Laplacian of a sigma-1 Gaussian) at most this multiple of the input's
+SHARP_MIN_PSNR, SHARP_MAX_DETAIL = 35.0, 1.5
+
+
+def sharp_region_row(case: BenchCase, out: np.ndarray) -> dict[str, Any]:
+    """On a "no blur" case: structure change (smoothed PSNR, output against input) and fine
+    detail (output's over input's, inside the region); {} on blurred cases."""
+    if case.radius_px > 0:
+        return {}
+    from scipy import ndimage
+
+    from core.metrics import psnr
+
+    r = case.region
+    rng_ = float(case.sharp.max() - case.sharp.min()) or 1.0
+    a, b = (ndimage.gaussian_filter(x.astype(np.float32), 2.0) for x in (out, case.blurred))
+    detail = [float(np.mean(ndimage.gaussian_laplace(x.astype(np.float32), 1.0)[r] ** 2))
+              for x in (out, case.blurred)]
+    return {"sharp_psnr_smoothed": psnr(a, b, rng_, mask=r),
+            "sharp_detail_ratio": detail[0] / detail[1] if detail[1] > 0 else float("inf")}
 
 
 def check_row(case: BenchCase, out: np.ndarray) -> dict[str, Any]:
@@ -35,7 +61,7 @@ def check_row(case: BenchCase, out: np.ndarray) -> dict[str, Any]:
             "estimate_rel_error": (abs(est - true) / true if est is not None and true > 0
                                    else None),
             "verdict": report.check.verdict,
-            "flagged": report.check.verdict in TRUST_FLAGS}
+            "flagged": report.check.verdict in TRUST_FLAGS, **sharp_region_row(case, out)}
 
 
 def adapt_row(case: BenchCase, model: str, settings: AdaptSettings, device: str, score,
@@ -74,6 +100,14 @@ def summarise_checks(rows: list[dict]) -> dict[str, Any]:
         m: dict[str, Any] = {
             "model": model, "worse": len(worse), "worse_flagged": sum(r["flagged"] for r in worse),
             "helped": len(helped), "helped_flagged": sum(r["flagged"] for r in helped)}
+        sharp = [r for r in rs if "sharp_psnr_smoothed" in r]
+        if sharp:
+            m.update({"sharp_cases": len(sharp),
+                      "sharp_worst_psnr_smoothed": float(min(r["sharp_psnr_smoothed"] for r in sharp)),
+                      "sharp_worst_detail_ratio": float(max(r["sharp_detail_ratio"] for r in sharp)),
+                      "sharp_passed": sum(r["sharp_psnr_smoothed"] >= SHARP_MIN_PSNR
+                                          and r["sharp_detail_ratio"] <= SHARP_MAX_DETAIL
+                                          for r in sharp)})
         ad = [r for r in rs if "psnr_adapted" in r]
         if ad:
             diff = np.array([r["psnr_adapted"] - r["psnr"] for r in ad])
@@ -104,6 +138,18 @@ def checks_markdown(rows: list[dict]) -> list[str]:
     for m in s["models"]:
         lines.append(f"| {m['model']} | {m['worse_flagged']} of {m['worse']} | "
                      f"{m['helped_flagged']} of {m['helped']} |")
+    sharp = [m for m in s["models"] if "sharp_cases" in m]
+    if sharp:
+        lines += ["", "## Sharp regions marked as blurred (\"none\" cases)", "",
+                  "A model may remove noise there but must not change the structure or sharpen what "
+                  f"is already sharp: after a Gaussian of sigma 2 px on both, PSNR of output against "
+                  f"input >= {SHARP_MIN_PSNR:g} dB, and fine-detail energy (squared Laplacian of a "
+                  f"sigma-1 Gaussian) at most {SHARP_MAX_DETAIL:g}x the input's.", "",
+                  "| model | cases | passed | worst smoothed PSNR | worst detail ratio |",
+                  "|---|---|---|---|---|"]
+        for m in sharp:
+            lines.append(f"| {m['model']} | {m['sharp_cases']} | {m['sharp_passed']} | "
+                         f"{m['sharp_worst_psnr_smoothed']:.1f} dB | {m['sharp_worst_detail_ratio']:.2f}x |")
     adapted = [m for m in s["models"] if "adapted_cases" in m]
     if adapted:
         lines += ["", "## Adapted to each image (`--adapt`)", "",

@@ -93,8 +93,9 @@ def prune_checkpoints(run: Path, keep: int) -> None:
 
 
 def load_newest(run: Path, count: int = 1, map_location: str | torch.device = "cpu",
-                ) -> list[tuple[int, dict[str, Any]]]:
-    """The newest `count` checkpoints that load, oldest first, as (step, state) pairs.
+                up_to: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """The newest `count` checkpoints that load (of those up to step `up_to`, when given),
+    oldest first, as (step, state) pairs.
 
     Unreadable files (truncated by a kill mid-copy, zero bytes after a full disk) are skipped
     with a warning naming them, falling back to older checkpoints.
@@ -103,6 +104,8 @@ def load_newest(run: Path, count: int = 1, map_location: str | torch.device = "c
     for step, path in reversed(list_checkpoints(run)):
         if len(found) >= count:
             break
+        if up_to is not None and step > up_to:
+            continue
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
             if not isinstance(state, dict) or "step" not in state:

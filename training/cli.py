@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue RUN from its newest readable checkpoint")
     p.add_argument("--export-only", action="store_true",
                    help="only write RUN/<model>.safetensors + card from the newest checkpoint")
+    p.add_argument("--step", type=int, metavar="N",
+                   help="with --export-only: export the checkpoint of step N (to "
+                        "RUN/<model>.step_N.safetensors) instead of the newest")
     p.add_argument("--average", type=int, default=1, metavar="K",
                    help="with --export-only: export the mean of the weights of the newest K "
                         "checkpoints (steadier than any single one)")
@@ -235,8 +238,9 @@ def _degradation(cfg: dict[str, Any]):
 
 
 def _datasets(cfg: dict[str, Any], paired: bool, degradation):
-    """(train, val, val_paired). Unpaired training validates on simulated pairs when the blur
-    is simulated anyway (synthetic or sharp folders): PSNR/SSIM then still mean something."""
+    """(train, val, val_paired, real_images). Unpaired training validates on simulated pairs when
+    the blur is simulated anyway (synthetic or sharp folders): PSNR/SSIM then still mean
+    something. `real_images`: what of the real-image pool is mixed in (for the card), or None."""
     from training.data import make_datasets
 
     d, t = cfg["data"], cfg["train"]
@@ -254,10 +258,18 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
         if d["real_pool"]:
             from training.real_splits import load_train_planes
             real = load_train_planes(d["real_pool"], lambda s: print(f"{PROG}: {s}", file=sys.stderr))
+        used = None
+        if real:
+            counts: dict[str, int] = {}
+            for plane in real:
+                counts[plane.source] = counts.get(plane.source, 0) + 1
+            used = {"share": float(d["real_share"]), "planes": counts,
+                    "split": "training split of training.real_splits (validation packages' unseen "
+                             "images and the areas outside their bench crops; test packages never)"}
         train_ds, val_ds = build(paired)
         if not paired and blurred is None:
-            return train_ds, build(True)[1], True
-        return train_ds, val_ds, paired
+            return train_ds, build(True)[1], True, used
+        return train_ds, val_ds, paired, used
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(f"cannot load training data: {exc}") from None
 
@@ -288,9 +300,12 @@ def _export_only(args: argparse.Namespace, run: Path) -> int:
 
     if args.average < 1:
         raise UsageError(f"--average must be at least 1, got {args.average}")
-    found = load_newest(run, args.average)
+    found = load_newest(run, args.average, up_to=args.step)
     if not found:
         raise UsageError(f"{run} has no readable checkpoint to export")
+    if args.step is not None and found[-1][0] != args.step:
+        raise UsageError(f"{run} has no readable checkpoint of step {args.step} "
+                         f"(the nearest before it: {found[-1][0]})")
     if len(found) < args.average:
         raise UsageError(f"--average {args.average}: {run} has only {len(found)} readable "
                          "checkpoint(s)")
@@ -314,7 +329,9 @@ def _export_only(args: argparse.Namespace, run: Path) -> int:
         trained_steps=step, validation=dict(state.get("validation", {})),
         device=info.get("device", "unknown"), world_size=int(state.get("world_size", 1)),
         validation_step=state.get("validation_step"), degradation=info.get("degradation"),
-        started_from=info.get("started_from"), averaged_steps=[s for s, _ in found]))
+        started_from=info.get("started_from"), averaged_steps=[s for s, _ in found],
+        real_images=info.get("real_images")),
+        dest=None if args.step is None else run / f"{cfg['model_name']}.step_{args.step}.safetensors")
     if not args.quiet:
         what = (f"mean of steps {', '.join(str(s) for s, _ in found)}" if len(found) > 1
                 else f"step {step}")
@@ -334,6 +351,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not args.out:
         raise UsageError("--out is required (the run folder)")
     run_dir = Path(args.out)
+    if args.step is not None and not args.export_only:
+        raise UsageError("--step applies to --export-only (export the checkpoint of that step)")
     if args.average != 1 and not args.export_only:
         raise UsageError("--average applies to --export-only (export the mean of the newest "
                          "checkpoints of a run)")
@@ -393,7 +412,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             widened = " (widened: same function, more channels)" if "widened_from" in init_card else ""
             print(f"{PROG}: starting from the weights in {init}{widened}", file=sys.stderr)
     degradation = _degradation(cfg)
-    train_ds, val_ds, val_paired = _datasets(cfg, steps.paired, degradation)
+    train_ds, val_ds, val_paired, real_images = _datasets(cfg, steps.paired, degradation)
+    if real_images:
+        record["real_images"] = real_images
     if cfg["data"]["blurred"]:
         degradation = None              # real blurred images: nothing was simulated
 
@@ -426,7 +447,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             cfg=cfg, commands=commands, wall_time_s=result.wall_time_s,
             trained_steps=result.steps, validation=result.validation, device=str(device),
             degradation=degradation, world_size=info.world_size, steps_per_s=result.steps_per_s,
-            validation_step=result.steps, started_from=record.get("started_from")))
+            validation_step=result.steps, started_from=record.get("started_from"),
+            real_images=record.get("real_images")))
         if not args.quiet:
             v = result.validation
             gain = (f"; validation PSNR {v['psnr_blurred']:.2f} -> {v['psnr']:.2f} dB"

@@ -46,13 +46,15 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
                world_size: int = 1, steps_per_s: float | None = None,
                validation_step: int | None = None,
                started_from: dict[str, Any] | None = None,
-               averaged_steps: list[int] | None = None) -> dict[str, Any]:
+               averaged_steps: list[int] | None = None,
+               real_images: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model card (DESIGN §2): architecture, normalisation, training, validation, notes.
 
     `started_from` (a fine-tuned run, ``--init``): the file it started from and that file's own
     training record, captured when the run began (the file may be replaced since), so the card
     tells the whole chain of training. `averaged_steps`: the weights are the mean over the
-    checkpoints of these steps (``--export-only --average K``).
+    checkpoints of these steps (``--export-only --average K``). `real_images`: the real planes
+    mixed into synthetic data (share, planes per package).
     """
     data, t = cfg["data"], cfg["train"]
     training = {
@@ -76,6 +78,8 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
     }
     if started_from:
         training["started_from"] = _jsonable(started_from)
+    if real_images:
+        training["real_images"] = _jsonable(real_images)
     if averaged_steps and len(averaged_steps) > 1:
         training["averaged_steps"] = [int(s) for s in averaged_steps]
     val: dict[str, Any] = {k: float(f"{float(v):.6g}") for k, v in validation.items()}
@@ -95,8 +99,8 @@ def build_card(steps: ModelSteps, net: torch.nn.Module, notes: str, *, cfg: dict
                      validation=val, notes=notes)
 
 
-def export_run(steps: ModelSteps, run: Path, card_args: dict[str, Any]) -> Path:
-    """Write the weights and card of `steps` into RUN; returns the weights path.
+def export_run(steps: ModelSteps, run: Path, card_args: dict[str, Any], dest: Path | None = None) -> Path:
+    """Write the weights and card of `steps` into RUN (or to `dest`); returns the weights path.
 
     Parameters
     ----------
@@ -112,4 +116,4 @@ def export_run(steps: ModelSteps, run: Path, card_args: dict[str, Any]) -> Path:
     net, notes = steps.export_network()
     card = build_card(steps, net, notes, **card_args)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    return save_weights(weights_path(run, steps.name), state, card)
+    return save_weights(dest or weights_path(run, steps.name), state, card)
