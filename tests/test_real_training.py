@@ -136,6 +136,7 @@ def test_deblur_train_mixes_the_real_pool_into_synthetic_data(tmp_path, capsys):
     assert used["share"] == 0.5 and set(used["planes"]) == {"cellprofiler"}
     from core.models.plain import data_label
     assert "real microscopy" in data_label("synthetic", used) and "cellprofiler" in data_label("synthetic", used)
+    assert "no real images" in data_label("synthetic", None)
     rc = main(["--model", "comi", "--data", "synthetic", "--real-pool", str(tmp_path / "none"),
                "--config", "tiny", "--out", str(tmp_path / "r2"), "-q"])
     assert rc == 2 and "manifest.json" in capsys.readouterr().err
@@ -158,7 +159,7 @@ def test_a_card_shows_the_real_image_test_first_and_the_simulated_figure_apart()
                            "command": "deblur bench --split test"}}
     lines = plain_lines(get_entry("comi"), card)
     real = next(i for i, ln in enumerate(lines) if "real microscopy images from labs" in ln)
-    sim = next(i for i, ln in enumerate(lines) if "(simulated specimens)" in ln)
+    sim = next(i for i, ln in enumerate(lines) if "simulated specimens it never saw" in ln)
     assert real < sim
     assert "+1.2 dB" in lines[real] and "2 of 18 came out worse" in lines[real] and "-3.1 dB" in lines[real]
     assert "+3.7 dB" in lines[sim]

@@ -26,9 +26,9 @@ def data_label(data: str, real_images: dict | None = None) -> str:
     planes = (real_images or {}).get("planes") or {}
     if not planes:
         return "simulated specimens (no real images)"
-    return (f"simulated specimens and {sum(planes.values())} real microscopy images and image "
-            f"areas from {len(planes)} sources ({', '.join(sorted(planes))}), with a simulated "
-            "local blur; none of the images it is tested on")
+    return (f"simulated specimens and real microscopy ({sum(planes.values())} images and image "
+            f"areas from {len(planes)} public packages: {', '.join(sorted(planes))}; none of "
+            "those it is tested on), with a simulated local blur")
 
 
 def _training_data(card: dict) -> tuple[str | None, dict | None]:
@@ -73,10 +73,13 @@ def _real_test_line(real: dict) -> str | None:
     return line + "."
 
 
-def _test_line(bench: dict) -> str | None:
-    """The simulated-specimen figure (a second line when the real-image test is there)."""
+def _test_line(bench: dict, second: bool = False) -> str | None:
+    """The simulated-specimen figure (`second`: short, after the real-image test line)."""
     if bench.get("gain_db") is None:
         return None
+    if second:
+        return (f"On {bench.get('images', '?')} simulated specimens it never saw: "
+                f"{float(bench['gain_db']):+.1f} dB.")
     images = bench.get("per_image") or []
     names = {str(r.get("image")) for r in images}
     real = sum(1 for n in names if not n.startswith("synthetic"))
@@ -98,7 +101,8 @@ def plain_lines(entry: ModelEntry, card: dict | None = None) -> list[str]:
     if entry.caution:
         lines.append(f"Watch out: {entry.caution}")
     card = card or {}
-    for test in (_real_test_line(card.get("bench_real") or {}), _test_line(card.get("bench") or {})):
+    real = _real_test_line(card.get("bench_real") or {})
+    for test in (real, _test_line(card.get("bench") or {}, second=real is not None)):
         if test:
             lines.append(test)
     data, real = _training_data(card)
