@@ -29,8 +29,8 @@ def real_summary(rows: list[dict], command: str) -> dict:
     """The card's "bench_real": the real-image test figures and what the test images were."""
     (s,) = summarise(rows)
     (checks,) = summarise_checks(rows)["models"]
-    sources = sorted({r["source"].split(": ", 1)[1] for r in rows})
-    kinds = sorted({src.split(" (", 1)[1].split(" (")[0].rstrip(")") for src in sources})
+    sources = sorted({f"{r['package']} ({r['modality']})" for r in rows})
+    kinds = sorted({r["modality"].split(" (")[0] for r in rows})     # without the details
     out = {"command": command, "split": "test", "images": s["images"],
            "sources": sources, "what": ", ".join(kinds),
            "gain_db": round(s["gain_db"], 2), "worst_gain_db": round(s["worst_gain_db"], 2),

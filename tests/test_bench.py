@@ -152,6 +152,7 @@ def test_real_cases_split_by_source_with_blur_levels_and_scales(tmp_path):
     test = make_real_cases("test", cache, size=128)
     assert val and test
     assert all("real val: cellprofiler" in c.source for c in val)
+    assert all(c.info["package"] == "cellprofiler" and c.info["modality"] == "fluorescence" for c in val)
     assert all("cellprofiler" not in c.source for c in test)
     assert {c.name.split()[-1] for c in val + test} <= set(REAL_BLURS)
     none = [c for c in val + test if c.name.endswith(" none")]

@@ -181,8 +181,10 @@ def make_real_cases(split: str, cache: Path | None = None, size: int = BENCH_SIZ
         crop = grey[y0:y0 + th, x0:x0 + tw]
         rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 700 + j)
         name = f"{plane.name} x{scale:g} {blur}"
-        cases.append(_degrade_case(name, f"real {split}: {plane.source} ({plane.modality})", crop,
-                                   rng, j, radius=REAL_BLURS[blur]))
+        case = _degrade_case(name, f"real {split}: {plane.source} ({plane.modality})", crop,
+                             rng, j, radius=REAL_BLURS[blur])
+        case.info.update(package=plane.source, modality=plane.modality)
+        cases.append(case)
     return cases
 
 

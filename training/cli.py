@@ -260,10 +260,8 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
             real = load_train_planes(d["real_pool"], lambda s: print(f"{PROG}: {s}", file=sys.stderr))
         used = None
         if real:
-            counts: dict[str, int] = {}
-            for plane in real:
-                counts[plane.source] = counts.get(plane.source, 0) + 1
-            used = {"share": float(d["real_share"]), "planes": counts,
+            from training.real_splits import plane_counts
+            used = {"share": float(d["real_share"]), "planes": plane_counts(real),
                     "split": "training split of training.real_splits (validation packages' unseen "
                              "images and the areas outside their bench crops; test packages never)"}
         train_ds, val_ds = build(paired)

@@ -25,7 +25,7 @@ import numpy as np
 from training.real_images import Plane
 
 __all__ = ["VAL_SOURCES", "REAL_SCALES", "BENCH_SIZE", "split_of", "bench_planes", "train_planes",
-           "crop_box", "load_train_planes"]
+           "crop_box", "load_train_planes", "plane_counts"]
 
 #: the real-image sources whose cases form the validation split (for choosing checkpoints,
 #: configs, settings) and whose other images and areas are the training pool; every other
@@ -98,6 +98,11 @@ def train_planes(pool: list[Plane], per_source: int = 4) -> list[Plane]:
     return out
 
 
+def plane_counts(planes: list[Plane]) -> dict[str, int]:
+    """Planes per source (sources in name order): what a card records of the real images."""
+    return {s: sum(p.source == s for p in planes) for s in sorted({p.source for p in planes})}
+
+
 def load_train_planes(cache: str | Path, log: Callable[[str], None] = lambda s: None) -> list[Plane]:
     """`train_planes` of a fetched cache (``python -m training.real_images CACHE``). Sources
     that are missing or unreadable are named to `log` and training goes on with the rest; an
@@ -117,6 +122,5 @@ def load_train_planes(cache: str | Path, log: Callable[[str], None] = lambda s: 
     if not chosen:
         raise ValueError(f"{cache}: none of its images may be trained on (the training pool is "
                          f"the unseen images of {', '.join(sorted(VAL_SOURCES))})")
-    counts = {s: sum(p.source == s for p in chosen) for s in sorted({p.source for p in chosen})}
-    log("real training planes: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    log("real training planes: " + ", ".join(f"{s} {n}" for s, n in plane_counts(chosen).items()))
     return chosen

@@ -57,6 +57,27 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+#: luminance weights of RGB (Rec. 709): colour pictures are trained on as grey
+LUMINANCE = np.array([0.2125, 0.7154, 0.0721], np.float32)
+
+
+def best_window(rng: np.random.Generator, plane: np.ndarray, fh: int, fw: int,
+                rows: tuple[int, int] | None = None, weight: np.ndarray | None = None,
+                tries: int = 4) -> tuple[int, int]:
+    """Top-left corner of an (fh, fw) window of `plane` within `rows`: the best of a few random
+    ones by contrast of `weight` (default the plane itself), which skips empty corners."""
+    r0, r1 = rows or (0, plane.shape[0])
+    src = plane if weight is None else weight
+    best, best_score = (r0, 0), -1.0
+    for _ in range(tries):
+        y = int(rng.integers(r0, r1 - fh + 1))
+        x = int(rng.integers(0, plane.shape[1] - fw + 1))
+        score = float(np.std(src[y:y + fh:4, x:x + fw:4])) + 1e-9 * rng.random()
+        if score > best_score:
+            best, best_score = (y, x), score
+    return best
+
+
 def _gray_planes(path: Path) -> tuple[list[np.ndarray], float | None]:
     """Every YX plane of an image as float32 (RGB -> luminance), and its pixel size (um)."""
     from core.io import read_image
@@ -67,7 +88,7 @@ def _gray_planes(path: Path) -> tuple[list[np.ndarray], float | None]:
     if axes.endswith("S"):
         s = data.shape[-1]
         if s >= 3:
-            data = data[..., :3].astype(np.float32) @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+            data = data[..., :3].astype(np.float32) @ LUMINANCE
         else:
             data = data[..., 0].astype(np.float32)
         axes = axes[:-1]
@@ -146,14 +167,7 @@ class _FolderBase:
         h, w = plane.shape
         r0, r1 = _region_rows(h, self.region)
         fh, fw = min(self.field_size, r1 - r0), min(self.field_size, w)
-        best, best_score = (r0, 0), -1.0
-        for _ in range(4):                  # best of a few random windows: skips empty corners
-            y = int(rng.integers(r0, r1 - fh + 1))
-            x = int(rng.integers(0, w - fw + 1))
-            src = weight if weight is not None else plane
-            score = float(np.std(src[y:y + fh:4, x:x + fw:4])) + 1e-9 * rng.random()
-            if score > best_score:
-                best, best_score = (y, x), score
+        best = best_window(rng, plane, fh, fw, (r0, r1), weight)
         return best[0], best[1], fh, fw
 
 
@@ -298,7 +312,7 @@ class PlanePoolSource:
         if k not in self._grey:
             data = np.asarray(self.planes[k].data, np.float32)
             if data.ndim == 3:
-                data = data[..., :3] @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+                data = data[..., :3] @ LUMINANCE
             self._grey[k] = np.ascontiguousarray(data)
         return self._grey[k]
 
@@ -311,13 +325,7 @@ class PlanePoolSource:
         h, w = plane.shape
         side = int(np.ceil(self.field_size / scale))
         fh, fw = min(side, h), min(side, w)
-        best, best_score = (0, 0), -1.0
-        for _ in range(4):                  # best of a few random windows: skips empty corners
-            y, x = int(rng.integers(0, h - fh + 1)), int(rng.integers(0, w - fw + 1))
-            score = float(np.std(plane[y:y + fh:4, x:x + fw:4])) + 1e-9 * rng.random()
-            if score > best_score:
-                best, best_score = (y, x), score
-        y, x = best
+        y, x = best_window(rng, plane, fh, fw)
         crop = plane[y:y + fh, x:x + fw]
         if abs(scale - 1.0) > 1e-3:
             crop = ndimage.zoom(crop, scale, order=1)[:self.field_size, :self.field_size]
