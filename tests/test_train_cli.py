@@ -153,7 +153,7 @@ def test_export_averages_the_newest_checkpoints(tmp_path: Path, capsys) -> None:
     assert rc == 0, err
     step4 = load_file(str(run / "cyclegan.step_4.safetensors"))
     assert all(torch.equal(step4[k], states[1][k]) for k in step4)
-    assert json.loads((run / "cyclegan.step_4.json").read_text())["validation"].get("step", 4) == 4
+    assert json.loads((run / "cyclegan.step_4.json").read_text())["training"]["steps"] == 4
     rc, err = _run_main(["--out", str(run), "--export-only", "--step", "5", "-q"], capsys)
     assert rc == 2 and "no readable checkpoint of step 5" in err
 
