@@ -36,6 +36,25 @@ def _qt_cleanup(qapp):
     QtWidgets.QApplication.processEvents()
 
 
+def view_to_widget(window, x: float, y: float) -> QtCore.QPoint:
+    """Image coordinates of the main viewer -> its viewport's widget coordinates."""
+    return window.viewer.mapFromScene(window.view_box.mapViewToScene(QtCore.QPointF(x, y)))
+
+
+def mouse_drag(qtbot, widget: QtWidgets.QWidget, points: list[QtCore.QPoint]) -> None:
+    """Press at the first point, move through the rest, release at the last, like a hand does.
+
+    pyqtgraph drops mouse moves closer than 10 ms apart (its mouseRateLimit); a test that moves
+    faster than a hand could has its whole drag dropped when the machine is busy, so each move
+    waits a little first.
+    """
+    qtbot.mousePress(widget, QtCore.Qt.MouseButton.LeftButton, pos=points[0])
+    for p in points[1:]:
+        qtbot.wait(12)
+        qtbot.mouseMove(widget, p)
+    qtbot.mouseRelease(widget, QtCore.Qt.MouseButton.LeftButton, pos=points[-1])
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     from deblur_gui.settings import Settings

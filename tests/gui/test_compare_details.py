@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtWidgets
 
 from core.io import Image, write_image
 from core.roi import Rect, RoiSet
-from tests.gui.conftest import make_specimen
+from tests.gui.conftest import make_specimen, mouse_drag
 
 
 def _run(window, qtbot):
@@ -32,10 +32,7 @@ def test_swipe_handle_is_easy_to_grab(window, small_tif, qtbot):
     scene_pt = cmp.swipe.vb.mapViewToScene(QtCore.QPointF(x0, 64))
     start = view.mapFromScene(scene_pt) + QtCore.QPoint(7, 0)        # 7 px beside the 2 px line
     vp = view.viewport()
-    qtbot.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, pos=start)
-    for dx in range(5, 45, 5):
-        qtbot.mouseMove(vp, start + QtCore.QPoint(-dx, 0))
-    qtbot.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, pos=start + QtCore.QPoint(-40, 0))
+    mouse_drag(qtbot, vp, [start + QtCore.QPoint(-dx, 0) for dx in range(0, 45, 5)])
     assert line.value() < x0 - 5
 
 

@@ -10,6 +10,7 @@ from core.io import Image, write_image
 from core.roi import Ellipse, Polygon, Rect, load_rois
 from deblur_gui.roi_layer import RectRoiItem
 from deblur_gui.roi_tools import Tool
+from tests.gui.conftest import mouse_drag, view_to_widget
 
 
 def test_open_file_shows_image(window, small_tif):
@@ -41,15 +42,8 @@ def test_corrupt_file_shows_message_and_app_stays_usable(window, tmp_path, small
 def test_drawn_rectangle_becomes_roi(window, small_tif, qtbot):
     window.open_file(small_tif)
     window.set_tool(Tool.RECT)
-    view = window.viewer
-    vb = window.view_box
-    a = view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(20, 30)))
-    b = view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(60, 90)))
-    vp = view.viewport()
-    qtbot.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, pos=a)
-    for t in np.linspace(0.1, 1.0, 6):
-        qtbot.mouseMove(vp, QtCore.QPoint(round(a.x() + (b.x() - a.x()) * t), round(a.y() + (b.y() - a.y()) * t)))
-    qtbot.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, pos=b)
+    mouse_drag(qtbot, window.viewer.viewport(), [view_to_widget(window, 20 + 40 * t, 30 + 60 * t)
+                                                 for t in np.linspace(0.0, 1.0, 7)])
     assert len(window.state.rois) == 1
     shape = window.state.rois[0].shape
     assert isinstance(shape, Rect)
@@ -181,8 +175,6 @@ def test_detect_blurred_regions_become_editable_rois(window, tmp_path):
     assert dlg.mask_item.scene() is None  # overlay removed with the dialog
 
 
-def _to_widget(window, x, y):
-    return window.viewer.mapFromScene(window.view_box.mapViewToScene(QtCore.QPointF(x, y)))
 
 
 def test_polygon_by_clicks_and_freehand_outline(window, small_tif, qtbot):
@@ -190,8 +182,8 @@ def test_polygon_by_clicks_and_freehand_outline(window, small_tif, qtbot):
     vp = window.viewer.viewport()
     window.set_tool(Tool.POLYGON)
     for x, y in [(10, 10), (60, 12), (40, 70)]:
-        qtbot.mouseClick(vp, QtCore.Qt.MouseButton.LeftButton, pos=_to_widget(window, x, y))
-    qtbot.mouseClick(vp, QtCore.Qt.MouseButton.RightButton, pos=_to_widget(window, 40, 70))
+        qtbot.mouseClick(vp, QtCore.Qt.MouseButton.LeftButton, pos=view_to_widget(window, x, y))
+    qtbot.mouseClick(vp, QtCore.Qt.MouseButton.RightButton, pos=view_to_widget(window, 40, 70))
     assert len(window.state.rois) == 1
     poly = window.state.rois[0].shape
     assert isinstance(poly, Polygon) and len(poly.points) == 3
@@ -201,11 +193,7 @@ def test_polygon_by_clicks_and_freehand_outline(window, small_tif, qtbot):
     qtbot.wait(QtWidgets.QApplication.doubleClickInterval() + 50)  # not a double click
     centre, radius = (80, 80), 25
     path = [(centre[0] + radius * np.cos(t), centre[1] + radius * np.sin(t)) for t in np.linspace(0, 6.0, 40)]
-    qtbot.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, pos=_to_widget(window, *path[0]))
-    for p in path[1:]:
-        qtbot.wait(12)  # pyqtgraph drops moves closer than 10 ms (its mouse rate limit)
-        qtbot.mouseMove(vp, _to_widget(window, *p))
-    qtbot.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, pos=_to_widget(window, *path[-1]))
+    mouse_drag(qtbot, vp, [view_to_widget(window, *p) for p in path])
     assert len(window.state.rois) == 2
     lasso = window.state.rois[1].shape
     assert isinstance(lasso, Polygon) and 5 <= len(lasso.points) < 40  # simplified outline

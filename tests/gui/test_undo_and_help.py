@@ -7,16 +7,14 @@ from PySide6 import QtCore, QtWidgets
 from core.roi import Ellipse, Rect, RoiSet
 from deblur_gui.help import GUIDE_HTML, shortcut_rows
 from deblur_gui.roi_tools import Tool
+from tests.gui.conftest import mouse_drag, view_to_widget
 
 
 def _drag_rect(window, qtbot, a, b):
     window.set_tool(Tool.RECT)
-    vp = window.viewer.viewport()
-    to = lambda x, y: window.viewer.mapFromScene(window.view_box.mapViewToScene(QtCore.QPointF(x, y)))  # noqa: E731
-    qtbot.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, pos=to(*a))
-    for t in (0.3, 0.6, 1.0):
-        qtbot.mouseMove(vp, to(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t))
-    qtbot.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, pos=to(*b))
+    mouse_drag(qtbot, window.viewer.viewport(), [view_to_widget(window, a[0] + (b[0] - a[0]) * t,
+                                                                 a[1] + (b[1] - a[1]) * t)
+                                                  for t in (0.0, 0.3, 0.6, 1.0)])
 
 
 def test_undo_and_redo_with_the_keyboard(window, small_tif, qtbot):
