@@ -52,6 +52,15 @@ class BlurEstimate:
         return self.radius_px is not None and self.high_px is not None and self.high_px <= 2.5 * SHARP_RADIUS_PX \
             and self.radius_px <= SHARP_RADIUS_PX
 
+    def short(self) -> str:
+        """A few words for a list of regions: "about 6 px blur", "looks sharp"."""
+        if self.radius_px is None:
+            return "blur not measured"
+        if self.looks_sharp:
+            return "looks sharp"
+        text = f"about {self.radius_px:.0f} px blur" if self.radius_px >= 2 else "slight blur"
+        return text + (" (uncertain)" if self.confidence == "low" else "")
+
     def words(self) -> str:
         """One plain line: "about 6 px out of focus (4-8 px)"."""
         if self.radius_px is None:
@@ -262,8 +271,11 @@ def first_plane(data: np.ndarray, axes: str) -> np.ndarray:
 
 
 def estimate_regions(plane: np.ndarray, rois: RoiSet, **optics: float) -> list[BlurEstimate]:
-    """One estimate per ROI, each against the in-focus areas outside all of them."""
+    """One estimate per ROI, each against the in-focus areas outside all of them; an RGB
+    plane (Y, X, S) is measured on its mean intensity."""
     plane = np.asarray(plane, np.float32)
+    if plane.ndim == 3:
+        plane = plane.mean(axis=-1)
     reference = in_focus_reference(plane, rois)
     out = []
     for roi in rois.rois:

@@ -25,7 +25,9 @@ what counts as blurred; move the slider until it covers the blurred parts, then 
 <b>Show the focus map</b> colours the image from its most blurred (dark blue) to its sharpest
 parts (yellow). Every region can be moved, resized or deleted; <b>Edit &rsaquo; Undo</b>
 (Ctrl+Z) takes back any change of the regions, <b>Redo</b> (Ctrl+Shift+Z) brings it back.
-<b>Edge softness</b> blends the restored area smoothly into its surroundings.</p>
+<b>Edge softness</b> blends the restored area smoothly into its surroundings. The list of
+regions says how blurred each one looks ("about 6 px blur"), measured against the image's
+in-focus areas a moment after you draw it; a region that "looks sharp" needs no restoring.</p>
 
 <h3>3. Choose a model</h3>
 <p>The card under the model picker says what each model is good for and how it was trained.

@@ -467,6 +467,7 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
             return
         if self._detect is not None:
             self._detect.close()
+        self.roi_panel.meter.shutdown()
         self.settings.set_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         for name in ("deblur", "core"):

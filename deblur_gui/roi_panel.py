@@ -1,9 +1,11 @@
-"""The list of marked regions beside the view: select, rename, delete, clear."""
+"""The list of marked regions beside the view: select, delete, clear, and how blurred each
+region is (measured in the background, deblur_gui.blur_meter)."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from deblur_gui.blur_meter import BlurMeter
 from deblur_gui.roi_tools import Tool
 from deblur_gui.state import AppState, roi_label
 
@@ -19,6 +21,7 @@ class RoiPanel(QtWidgets.QWidget):
                  extra_actions: list[QtGui.QAction], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self.meter = BlurMeter(state, self)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
 
@@ -37,7 +40,9 @@ class RoiPanel(QtWidgets.QWidget):
         self.list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setMinimumHeight(70)
         self.list.setMaximumHeight(150)
-        self.list.setToolTip("Marked regions. Double-click to centre the view on one; Delete removes it.")
+        self.list.setToolTip("Marked regions, with how far out of focus each looks (measured against "
+                             "the image's in-focus areas). Double-click to centre the view on one; "
+                             "Delete removes it.")
         layout.addWidget(self.list)
         self.empty_hint = QtWidgets.QLabel("No regions yet: pick a tool above and drag on the image, "
                                            "or use \u201cDetect blurred regions\u201d.")
@@ -84,6 +89,7 @@ class RoiPanel(QtWidgets.QWidget):
         state.selection_changed.connect(self._select_row)
         state.feather_changed.connect(self._on_feather)
         state.image_changed.connect(self.refresh)
+        self.meter.changed.connect(self.refresh)
         self._on_feather(state.feather)
         self.refresh()
 
@@ -91,7 +97,11 @@ class RoiPanel(QtWidgets.QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for i, e in enumerate(self.state.rois, 1):
-            item = QtWidgets.QListWidgetItem(f"{i}. {roi_label(e.shape)}")
+            est = self.meter.estimates.get(e.id)
+            blur = est.short() if est is not None else "measuring blur\u2026" if self.meter.measuring else ""
+            item = QtWidgets.QListWidgetItem(f"{i}. {roi_label(e.shape)}" + (f" \u2014 {blur}" if blur else ""))
+            if est is not None:
+                item.setToolTip(f"Region {i}: {est.words()}")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, e.id)
             self.list.addItem(item)
         self.list.blockSignals(False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -168,3 +169,32 @@ def test_a_time_budget_ends_learning(field):
     data, rois = field
     adapted = adapt(data, rois, settings=AdaptSettings(seconds=0.5, batch_size=2, patch=64))
     assert 1 <= adapted.steps < 1000
+
+
+def test_held_out_crops_share_no_pixel_with_training_crops(field):
+    """The check that decides whether the adapted model is kept must not have seen its crops."""
+    from training.adapt import _prepare
+
+    data, rois = field
+    patch = 64
+    norm, train, held, *_ = _prepare([data], rois, AdaptSettings(), patch)
+    assert len(train[0]) and len(held[0])
+    seen = np.zeros(data.shape, bool)
+    for y, x in train[0]:
+        seen[y:y + patch, x:x + patch] = True
+    for y, x in held[0]:
+        assert not seen[max(0, y - 8):y + patch + 8, max(0, x - 8):x + patch + 8].any()
+
+
+def test_an_adapted_model_that_alters_sharp_areas_is_not_kept(field):
+    """Held-out sharp crops guard what the shipped model does well: leaving sharp content
+    alone. Any gain on blurred crops counts here (margin -100 dB); only the sharp check decides."""
+    data, rois = field
+    base = AdaptSettings(steps=2, batch_size=2, patch=64, lr=1e-3, accept_margin_db=-100.0)
+    strict = adapt(data, rois, settings=replace(base, sharp_tolerance_db=-50.0))
+    assert strict.kept_original and strict.extra["kept_because"] == "alters sharp areas"
+    assert "changed in-focus areas" in strict.words()
+    ho = strict.extra["held_out_psnr_db"]
+    assert np.isfinite(ho["sharp_before"]) and np.isfinite(ho["sharp_after"])
+    lenient = adapt(data, rois, settings=replace(base, sharp_tolerance_db=50.0))
+    assert not lenient.kept_original and lenient.extra["kept_because"] is None
