@@ -47,6 +47,8 @@ class AdaptSettings:
     lr: float = 3e-5                  # chosen on the validation split (1e-4: no gain, worst -9.6 dB)
     no_blur_share: float = 0.15       # crops left sharp: the model learns to leave them alone
     max_planes: int = 8               # planes of a stack used for crops (evenly chosen)
+    accept_margin_db: float = 0.0     # held-out gain the adapted network needs to be kept
+    sharp_tolerance_db: float = 1.0   # how much more it may change held-out sharp crops
 
     def __post_init__(self) -> None:
         if self.steps is None and not self.seconds > 0:
@@ -81,6 +83,9 @@ class Adapted:
         lo, hi = self.blur_range_px
         head = (f"learned from {self.in_focus_share:.0%} of {self.image_name} (its in-focus "
                 f"areas) for {self.seconds:.0f} s, {self.steps} steps, blur {lo:.1f}-{hi:.1f} px")
+        if self.kept_original and self.extra.get("kept_because") == "alters sharp areas":
+            return (f"{head}; it changed in-focus areas it did not train on more than the "
+                    "shipped model does, so the shipped model is used")
         if self.kept_original:
             return (f"{head}; on in-focus areas it did not train on it was not better than the "
                     f"shipped model ({self.held_out_after_db:.1f} dB against "

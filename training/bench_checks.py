@@ -78,7 +78,9 @@ def adapt_row(case: BenchCase, model: str, settings: AdaptSettings, device: str,
     return {"psnr_adapted": score(case, out)["psnr"], "adapt_seconds": time.perf_counter() - t0,
             "adapt_steps": adapted.steps, "adapt_kept_original": adapted.kept_original,
             "adapt_blur_range_px": list(adapted.blur_range_px),
-            "adapt_held_out_db": [adapted.held_out_before_db, adapted.held_out_after_db]}
+            "adapt_held_out_db": [adapted.held_out_before_db, adapted.held_out_after_db],
+            "adapt_record": {k: adapted.extra.get(k) for k in (
+                "held_out_psnr_db", "kept_because", "train_windows", "held_out_windows", "patch")}}
 
 
 def summarise_checks(rows: list[dict]) -> dict[str, Any]:
