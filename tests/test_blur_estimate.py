@@ -30,18 +30,28 @@ def test_the_blur_of_a_defocused_region_is_found_within_a_third(cases):
         assert est.radius_px is not None and est.low_px <= est.radius_px <= est.high_px
         assert abs(est.radius_px - c.radius_px) <= 0.3 * c.radius_px, (c.name, c.radius_px, est)
         assert "out of focus" in est.words()
+        assert est.short() == f"about {est.radius_px:.0f} px blur" + (
+            " (uncertain)" if est.confidence == "low" else "")
 
 
 def test_a_sharp_region_marked_as_blurred_is_called_sharp(cases):
     c = cases[0]
     est = estimate_blur(c.sharp, c.region, in_focus_reference(c.sharp, c.rois))
-    assert est.looks_sharp and "already looks sharp" in est.words()
+    assert est.looks_sharp and "already looks sharp" in est.words() and est.short() == "looks sharp"
+
+
+def test_an_rgb_plane_is_measured_on_its_mean_intensity(cases):
+    c = cases[1]
+    rgb = np.stack([c.blurred, c.blurred * 0.5, c.blurred * 0.25], axis=-1)
+    grey = estimate_regions(c.blurred, c.rois)[0]
+    colour = estimate_regions(rgb, c.rois)[0]
+    assert colour.radius_px is not None and abs(colour.radius_px - grey.radius_px) <= 0.1 * grey.radius_px
 
 
 def test_no_structure_or_too_little_image_gives_a_reason_not_a_number(rng):
     flat = rng.normal(100, 3, (256, 256)).astype(np.float32)
     est = estimate_regions(flat, RoiSet([Rect(64, 64, 128, 128)]))[0]
-    assert est.radius_px is None and est.reason
+    assert est.radius_px is None and est.reason and est.short() == "blur not measured"
     tiny = rng.normal(100, 3, (64, 64)).astype(np.float32)
     est = estimate_regions(tiny, RoiSet([Rect(8, 8, 48, 48)]))[0]
     assert est.radius_px is None and "too small" in est.reason
