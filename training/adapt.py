@@ -10,9 +10,10 @@ sharp content alone. The training is the one trainer loop (``training.trainer``)
 COMI's content-only objective, budgeted by time; the networks start from the shipped (or
 given) weights.
 
-Held out: the crops of about a fifth of the image's in-focus blocks are never trained on (no
-training crop shares a pixel with them); the adapted network must beat the original on them by
-``accept_margin_db``, or the original is kept (say so).
+Held out: about a fifth of the image's in-focus windows, on one side of it, are never trained
+on (no training crop comes within 8 px of them); the adapted network must beat the original on
+them, blurred, by ``accept_margin_db`` and change them, unblurred, at most
+``sharp_tolerance_db`` more than the original does, or the original is kept (say so).
 """
 
 from __future__ import annotations
