@@ -93,7 +93,20 @@ def make_app(argv: Sequence[str] | None = None):
         app.setApplicationDisplayName("deblur")
         app.setStyle("Fusion")
         app.setPalette(dark_palette())
+        collect_garbage_in_gui_thread(app)
     return app
+
+
+def collect_garbage_in_gui_thread(app) -> None:
+    """Python's cycle collector runs on whichever thread allocates when it is due; if that is a
+    worker thread (restoring, learning, measuring blur) and the garbage holds Qt objects, their
+    C++ destructors run there and can deadlock with the GUI thread (seen: a worker importing
+    torch while the window painted). So automatic collection is off and the GUI thread
+    collects once a second instead (pyqtgraph's GarbageCollector)."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    if getattr(app, "_deblur_gc", None) is None:
+        app._deblur_gc = GarbageCollector(interval=1.0)
 
 
 def dark_palette():

@@ -26,14 +26,25 @@ from core.io import Image, write_image  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _qt_cleanup(qapp):
-    """Delete Qt objects of a test before the next starts (no crash at interpreter exit)."""
-    yield
-    for w in QtWidgets.QApplication.topLevelWidgets():
-        if isinstance(w, QtWidgets.QMessageBox):
-            w.close()
-    QtWidgets.QApplication.processEvents()
+    """Delete Qt objects of a test before the next starts (no crash at interpreter exit).
+
+    During a GUI test the cycle collector runs only here, on the GUI thread, as in the app
+    (deblur_gui.app.collect_garbage_in_gui_thread): collected on a worker thread, a window's
+    garbage deadlocked a test."""
     gc.collect()
-    QtWidgets.QApplication.processEvents()
+    gc.disable()
+    try:
+        yield
+        QtWidgets.QApplication.processEvents()
+        gc.collect()
+        for w in QtWidgets.QApplication.topLevelWidgets():
+            if isinstance(w, QtWidgets.QMessageBox):
+                w.close()
+        QtWidgets.QApplication.processEvents()
+        gc.collect()
+        QtWidgets.QApplication.processEvents()
+    finally:
+        gc.enable()
 
 
 def view_to_widget(window, x: float, y: float) -> QtCore.QPoint:
