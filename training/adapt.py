@@ -64,6 +64,16 @@ def blur_range(plane: np.ndarray, rois: RoiSet) -> tuple[float, float]:
     return lo, hi
 
 
+def _window_sums(mask: np.ndarray, corners_y: np.ndarray, corners_x: np.ndarray, patch: int
+                 ) -> np.ndarray:
+    """How many pixels of `mask` each `patch`-sized window (top-left corners) holds."""
+    h, w = mask.shape
+    s = np.zeros((h + 1, w + 1), np.int64)
+    s[1:, 1:] = np.cumsum(np.cumsum(mask, 0), 1)
+    y, x = corners_y, corners_x
+    return s[y + patch, x + patch] - s[y, x + patch] - s[y + patch, x] + s[y, x]
+
+
 def crop_corners(mask: np.ndarray, patch: int, stride: int, min_share: float = 0.9
                  ) -> np.ndarray:
     """(N, 2) top-left corners of `patch`-sized windows, on a `stride` grid, with at least
@@ -71,13 +81,9 @@ def crop_corners(mask: np.ndarray, patch: int, stride: int, min_share: float = 0
     h, w = mask.shape
     if h < patch or w < patch:
         return np.zeros((0, 2), int)
-    s = np.zeros((h + 1, w + 1), np.int64)
-    s[1:, 1:] = np.cumsum(np.cumsum(mask, 0), 1)
-    ys = np.arange(0, h - patch + 1, stride)
-    xs = np.arange(0, w - patch + 1, stride)
-    yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    inside = (s[yy + patch, xx + patch] - s[yy, xx + patch] - s[yy + patch, xx] + s[yy, xx])
-    ok = inside >= min_share * patch * patch
+    yy, xx = np.meshgrid(np.arange(0, h - patch + 1, stride), np.arange(0, w - patch + 1, stride),
+                         indexing="ij")
+    ok = _window_sums(mask, yy, xx, patch) >= min_share * patch * patch
     return np.stack([yy[ok], xx[ok]], axis=1)
 
 
@@ -152,35 +158,20 @@ def _apart(train: np.ndarray, held: np.ndarray, shape: tuple[int, int], patch: i
            ) -> np.ndarray:
     """Which training windows share no pixel with any held-out window (grown by `pad`, the
     blur's reach): a held-out crop that overlaps training crops measures memory, not help."""
-    h, w = shape
-    cover = np.zeros((h + 1, w + 1), np.int64)
+    near = np.zeros(shape, bool)
     for y, x in held:
-        y0, x0 = max(0, y - pad), max(0, x - pad)
-        y1, x1 = min(h, y + patch + pad), min(w, x + patch + pad)
-        cover[y0, x0] += 1
-        cover[y0, x1] -= 1
-        cover[y1, x0] -= 1
-        cover[y1, x1] += 1
-    mask = np.cumsum(np.cumsum(cover, 0), 1)[:h, :w] > 0
-    s = np.zeros((h + 1, w + 1), np.int64)
-    s[1:, 1:] = np.cumsum(np.cumsum(mask, 0), 1)
-    if len(train) == 0:
-        return np.zeros(0, bool)
-    y, x = train[:, 0], train[:, 1]
-    inside = s[y + patch, x + patch] - s[y, x + patch] - s[y + patch, x] + s[y, x]
-    return inside == 0
+        near[max(0, y - pad):y + patch + pad, max(0, x - pad):x + patch + pad] = True
+    return _window_sums(near, train[:, 0], train[:, 1], patch) == 0
 
 
 def _held_out(corners: np.ndarray, patch: int) -> np.ndarray:
-    """Which windows are held out: about a fifth of them, one side of the in-focus area (the
-    windows furthest along the image's longer extent of them): one contiguous place, so
-    keeping training crops off it (`_apart`) costs only one border's worth of windows."""
-    span = np.ptp(corners, axis=0) if len(corners) else np.zeros(2)
-    along = corners[:, int(np.argmax(span))]
+    """Which windows are held out: about a fifth of them, on one side of the in-focus area (the
+    last along the longer extent of the windows): one contiguous place, so keeping training
+    crops off it (`_apart`) costs only one border's worth of windows."""
     if len(corners) < 2:
         return np.zeros(len(corners), bool)
-    cut = np.quantile(along, 0.8)
-    return along > cut
+    along = corners[:, int(np.argmax(np.ptp(corners, axis=0)))]
+    return along > np.quantile(along, 0.8)
 
 
 def _prepare(planes: list[np.ndarray], rois: RoiSet, s: AdaptSettings, patch: int

@@ -45,5 +45,6 @@ def test_closing_the_window_while_measuring_leaves_no_thread(window, small_tif):
     meter._timer.stop()
     meter._start()                                   # measuring now, on its thread
     job = meter._job
+    assert job is not None
     window.close()
-    assert job is None or job.isFinished()
+    assert job.isFinished()

@@ -250,3 +250,24 @@ def test_compare_shows_blur_verdict_and_where_the_input_disagrees(window, qtbot)
     window.compare.set_mode("Trust")
     assert window.compare.mode_buttons["Trust"].isEnabled() and window.compare.trust_legend.isVisible()
     assert window.compare.trust_overlay.image is not None
+
+
+def test_the_app_collects_garbage_on_the_gui_thread_only(qapp):
+    """Cycles holding Qt objects, collected on a worker thread, can deadlock the app."""
+    import gc
+
+    from deblur_gui.app import collect_garbage_in_gui_thread
+
+    class App:
+        pass
+
+    app = App()
+    try:
+        collect_garbage_in_gui_thread(app)
+        assert not gc.isenabled() and app._deblur_gc.timer.isActive()
+        first = app._deblur_gc
+        collect_garbage_in_gui_thread(app)                 # once per application
+        assert app._deblur_gc is first
+    finally:
+        app._deblur_gc.timer.stop()
+        gc.enable()

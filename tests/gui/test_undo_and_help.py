@@ -77,23 +77,3 @@ def test_help_menu_has_a_guide_and_the_shortcuts(window, qtbot):
     table.close()
     assert "never changed" in GUIDE_HTML
 
-
-def test_the_app_collects_garbage_on_the_gui_thread_only(qapp):
-    """Cycles holding Qt objects, collected on a worker thread, can deadlock the app."""
-    import gc
-
-    from deblur_gui.app import collect_garbage_in_gui_thread
-
-    class App:
-        pass
-
-    app = App()
-    try:
-        collect_garbage_in_gui_thread(app)
-        assert not gc.isenabled() and app._deblur_gc.timer.isActive()
-        first = app._deblur_gc
-        collect_garbage_in_gui_thread(app)                 # once per application
-        assert app._deblur_gc is first
-    finally:
-        app._deblur_gc.timer.stop()
-        gc.enable()
