@@ -165,3 +165,25 @@ def test_a_card_shows_the_real_image_test_first_and_the_simulated_figure_apart()
     assert "+3.7 dB" in lines[sim]
     details = " ".join(technical_lines(card))
     assert "harm rate 11 %" in details and "1 of 4 left alone" in details and "epitools" in details
+
+
+def test_a_pack_of_the_training_split_trains_on_exactly_the_same_planes(tmp_path, capsys):
+    """A machine without the registry or a codec trains from one packed file: the same planes,
+    nothing of the validation crops or test packages, and a damaged pack is named plainly."""
+    from training.cli import main
+    from training.real_splits import main as pack_main
+
+    cache = _cache(tmp_path)
+    pack = tmp_path / "real.trainpack.npz"
+    assert pack_main([str(cache), str(pack)]) == 0
+    direct, packed = load_train_planes(cache), load_train_planes(pack)
+    assert [(p.source, p.name, p.pixel_um) for p in packed] == [(p.source, p.name, p.pixel_um) for p in direct]
+    assert all(np.array_equal(a.data, b.data) and a.data.dtype == b.data.dtype for a, b in zip(direct, packed))
+    assert pack_main([str(cache), str(tmp_path / "wrong.npz")]) == 1           # name must say what it is
+    rc = main(["--model", "comi", "--data", "synthetic", "--real-pool", str(pack), "--config", "tiny",
+               "--steps", "1", "--val-every", "0", "--out", str(tmp_path / "run"), "-q"])
+    assert rc == 0 and "packed in real.trainpack.npz" in capsys.readouterr().err
+    broken = tmp_path / "broken.trainpack.npz"
+    broken.write_bytes(pack.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="broken.trainpack.npz"):
+        load_train_planes(broken)

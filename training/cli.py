@@ -33,6 +33,7 @@ from core.io import atomic_write
 from core.models.registry import get_entry, list_entries, read_card
 from training.config import (ConfigError, describe, format_toml, load_config, read_toml,
                              resolve_config_path, validate)
+from training.real_splits import is_pack
 from training.steps import model_names
 
 __all__ = ["main", "UsageError"]
@@ -190,7 +191,7 @@ def _check_data(cfg: dict[str, Any]) -> None:
     pool = cfg["data"]["real_pool"]
     if pool and src != "synthetic":
         raise UsageError("--real-pool mixes real images into synthetic data: use it with --data synthetic")
-    if pool and not (Path(pool) / "manifest.json").is_file():
+    if pool and not is_pack(pool) and not (Path(pool) / "manifest.json").is_file():
         raise UsageError(f"real image pool {pool} has no manifest.json; fetch it first: "
                          f"python -m training.real_images {pool}")
 

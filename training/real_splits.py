@@ -22,10 +22,11 @@ from typing import Callable
 
 import numpy as np
 
+from core.io import atomic_write
 from training.real_images import Plane
 
 __all__ = ["VAL_SOURCES", "REAL_SCALES", "BENCH_SIZE", "split_of", "bench_planes", "train_planes",
-           "crop_box", "load_train_planes", "plane_counts"]
+           "crop_box", "load_train_planes", "plane_counts", "pack_train_planes", "is_pack", "main"]
 
 #: the real-image sources whose cases form the validation split (for choosing checkpoints,
 #: configs, settings) and whose other images and areas are the training pool; every other
@@ -110,6 +111,11 @@ def load_train_planes(cache: str | Path, log: Callable[[str], None] = lambda s: 
     from training.real_images import planes
 
     cache = Path(cache)
+    if is_pack(cache):
+        chosen = _read_pack(cache)
+        log(f"real training planes (packed in {cache.name}): "
+            + ", ".join(f"{s} {n}" for s, n in plane_counts(chosen).items()))
+        return chosen
     if not (cache / "manifest.json").is_file():
         raise ValueError(f"{cache}: no manifest.json; fetch the real images first: "
                          f"python -m training.real_images {cache}")
@@ -124,3 +130,71 @@ def load_train_planes(cache: str | Path, log: Callable[[str], None] = lambda s: 
                          f"the unseen images of {', '.join(sorted(VAL_SOURCES))})")
     log("real training planes: " + ", ".join(f"{s} {n}" for s, n in plane_counts(chosen).items()))
     return chosen
+
+
+# ============================================================================ packed training split
+#: what a pack file's name ends with
+PACK_SUFFIX = ".trainpack.npz"
+
+
+def is_pack(path: str | Path) -> bool:
+    """Whether `path` is a pack of training planes (`pack_train_planes`) rather than a cache."""
+    return str(path).endswith(PACK_SUFFIX) and Path(path).is_file()
+
+
+def pack_train_planes(cache: str | Path, out: str | Path, log: Callable[[str], None] = print) -> Path:
+    """Write the training planes of `cache` (and nothing else: no validation crop, no test
+    package) to one compressed file, decoded already, so a machine that cannot reach the
+    registry or lacks a codec (imagecodecs for LZW or JPEG TIFFs) trains on exactly the same
+    planes: ``deblur-train --real-pool FILE.trainpack.npz``. Written atomically."""
+    import json
+
+    out = Path(out)
+    if not str(out).endswith(PACK_SUFFIX):
+        raise ValueError(f"{out}: a pack's name must end with {PACK_SUFFIX}")
+    chosen = load_train_planes(cache, log)
+    meta = [{"source": p.source, "name": p.name, "modality": p.modality, "pixel_um": p.pixel_um}
+            for p in chosen]
+    arrays = {f"plane_{i}": p.data for i, p in enumerate(chosen)}
+    with atomic_write(out) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+    return out
+
+
+def _read_pack(path: Path) -> list[Plane]:
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            planes = [Plane(z[f"plane_{i}"], **m) for i, m in enumerate(meta)]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable pack of training planes ({exc})") from None
+    if not planes:
+        raise ValueError(f"{path}: the pack holds no training planes")
+    return planes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.real_splits CACHE FILE.trainpack.npz``: pack the training split."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m training.real_splits",
+                                 description="Pack the training split of a real-image cache into "
+                                             "one file (for a machine without registry access).")
+    ap.add_argument("cache", help="folder written by python -m training.real_images")
+    ap.add_argument("out", help=f"file to write, ending {PACK_SUFFIX}")
+    args = ap.parse_args(argv)
+    try:
+        out = pack_train_planes(args.cache, args.out)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
