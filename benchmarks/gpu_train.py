@@ -68,7 +68,8 @@ def train_cmd(model: str, run_dir: Path, args: argparse.Namespace, steps: int | 
         return ["deblur-train", "--out", str(run_dir), "--resume", "--steps", str(steps), "-q"]
     cmd = ["deblur-train", "--model", model, "--data", "synthetic", "--real-pool", args.pool,
            "--config", f"gpu_{model}_real", "--init", f"resources/weights/{model}.safetensors",
-           "--device", args.device, "--workers", str(WORKERS[model]), "--out", str(run_dir), "-q"]
+           "--device", args.device, "--workers", str(args.workers.get(model, WORKERS[model])),
+           "--checkpoint-every", "250", "--out", str(run_dir), "-q"]
     if args.batch:
         cmd += ["--batch-size", str(args.batch)]
     return cmd
@@ -124,8 +125,9 @@ def cuda_checks(args: argparse.Namespace, logs: Path) -> None:
         tiny = logs / f"tiny_{model}"
         if run(["deblur-train", "--model", model, "--data", "synthetic", "--config", "tiny",
                 "--steps", "6", "--device", args.device, "--out", str(tiny), "-q"], log, 120, args.checks_until) == 0:
+            steps = ["--steps", "4"] if model == "ddpm" else []
             run(["deblur", "predict", samples[0], "--device", args.device, "--weights",
-                 str(tiny / f"{model}.safetensors"), "--steps", "4", "-o", str(pred / f"tiny_{model}.tif"),
+                 str(tiny / f"{model}.safetensors"), *steps, "-o", str(pred / f"tiny_{model}.tif"),
                  "-q"], log, 60, args.checks_until)
     run(["deblur", "bench", "--speed-only", "--device", args.device, "--json",
          "--out", str(logs / "speed_cuda.md")], log, 150, args.checks_until)
@@ -166,15 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probe", type=float, default=100.0, help="seconds before the step rate is read")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, help="override every run's batch size (CPU rehearsal)")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated models to train")
+    ap.add_argument("--workers", default="", help="data workers per model, e.g. ddpm=8,cyclegan=7")
     ap.add_argument("--no-checks", action="store_true", help="skip the CUDA checks")
     ap.add_argument("--checks-until", type=float, default=230.0, help="seconds by which the checks end")
     args = ap.parse_args(argv)
+    args.workers = {k: int(v) for k, v in (w.split("=") for w in args.workers.split(",") if w)}
+    models = [m for m in args.models.split(",") if m]
     out = Path(args.out).resolve()
     logs, runs = out / "logs", Path(os.environ.get("GPU_RUNS", "/tmp/gpu_runs"))
     logs.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
     deadline = args.budget
-    procs = {m: start(train_cmd(m, runs / m, args, None), logs / f"train_{m}.log") for m in MODELS}
+    procs = {m: start(train_cmd(m, runs / m, args, None), logs / f"train_{m}.log") for m in models}
     checks = threading.Thread(target=cuda_checks, args=(args, logs), daemon=True)
     if not args.no_checks:
         checks.start()
@@ -194,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         steps_per_s, step = rate
         done = progress(runs / m)
         step = done[1] if done else step
-        total = int(step + steps_per_s * left * 0.9) // 50 * 50
+        total = max(int(step + steps_per_s * left * 0.9) // 50 * 50, step + 50)
         say(f"{m}: {steps_per_s:.2f} steps/s at step {step}: resumed to {total} steps")
-        procs[m] = start(train_cmd(m, runs / m, args, max(total, step + 50)), logs / f"train_{m}.log")
+        procs[m] = start(train_cmd(m, runs / m, args, total), logs / f"train_{m}.log")
     while any(p.poll() is None for p in procs.values()):
         if time.monotonic() - START > deadline + 20:
             say("past the deadline: stopping the runs")
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2)
     if checks.is_alive():
         checks.join(max(0.0, args.checks_until + 10 - (time.monotonic() - START)))
-    for m in MODELS:
+    for m in models:
         export(m, runs / m, out, logs)
         for name in ("log.csv", "run.json", "config.toml"):
             if (runs / m / name).is_file():

@@ -175,6 +175,15 @@ def test_unpaired_folders_never_align(tmp_path):
     tiny, _ = D.make_datasets(str(tmp_path / "tiny"), paired=False, patch=48, val_fraction=0.0, train_length=2)
     with pytest.raises(ValueError, match="unpaired"):
         tiny[0]
+    # a small image beside others (a strip of a real plane): its partner comes from another image
+    _write(tmp_path / "tiny", "two.tif", _sharp_images(2, 200)[1])
+    mixed, _ = D.make_datasets(str(tmp_path / "tiny"), paired=False, patch=48, val_fraction=0.0,
+                               train_length=24)
+    for i in range(24):
+        check_item(mixed[i], 48)
+        tb, ts = mixed.sources(i)
+        assert tb[:2] != ts[:2] or abs(tb[2] - ts[2]) >= 48 or abs(tb[3] - ts[3]) >= 48
+    assert any(str(mixed.sources(i)[0][0]).endswith("one.tif") for i in range(24))     # the small one is used
 
 
 def test_bad_arguments_are_clear(tmp_path):

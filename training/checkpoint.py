@@ -145,11 +145,12 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured (CUDA states only if the device count matches)."""
+    """Restore what :func:`rng_state` captured (CUDA states only if the device count matches).
+    A checkpoint loaded onto a GPU holds these tensors there: each is brought back first."""
     torch.set_rng_state(state["torch"].cpu())
-    random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()),
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python"].cpu().tolist()),
                      state["python_gauss"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
+    np.random.set_state(("MT19937", state["numpy"].cpu().numpy().astype(np.uint32), state["numpy_pos"],
                          state["numpy_has_gauss"], state["numpy_gauss"]))
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():

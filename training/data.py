@@ -272,21 +272,42 @@ class UnpairedDataset(_Grouped):
         """Provenance (image, plane, y, x) of the blurred and sharp patch of item `index`."""
         return self._draw(index)[4:]
 
+    #: sharp fields drawn for one blurred field before giving up on keeping them apart
+    SHARP_TRIES = 8
+
     def _plan(self, rng_b: np.random.Generator, rng_s: np.random.Generator, fi: int, slots: int):
-        """Blurred field 2 fi, sharp field 2 fi + 1 and the corners of `slots` patch pairs."""
+        """Blurred field 2 fi, sharp field 2 fi + 1 and the corners of `slots` patch pairs.
+
+        Where a sharp patch cannot be placed apart from its blurred partner (both fields cut
+        from one small plane, e.g. a strip of a real image), another sharp field is drawn; an
+        error only when `SHARP_TRIES` draws all land on that plane (a folder of one small image).
+        """
         fb = self.blurred_source.field(rng_b, 2 * fi, need="blurred")
-        fs = self.sharp_source.field(rng_s, 2 * fi + 1, need="sharp")
         blurred = pad_to(fb.blurred, self.patch)
         mask = None if fb.mask is None else pad_to(fb.mask, self.patch)
-        sharp = pad_to(fs.sharp, self.patch)
-        win_b, win_s = Windows(blurred, mask, self.patch), Windows(sharp, None, self.patch)
-        same_plane = fb.tag[:2] == fs.tag[:2] and fb.tag[0] != "synthetic"
+        win_b = Windows(blurred, mask, self.patch)
         corners_b: list[tuple[int, int]] = []
-        corners_s: list[tuple[int, int]] = []
-        pairs = []
         for _ in range(slots):
             want = bool(rng_b.random() < self.blur_bias) if mask is not None else None
-            yb, xb = win_b.choose(rng_b, want, spread=corners_b, max_overlap=self.max_overlap)
+            corners_b.append(win_b.choose(rng_b, want, spread=corners_b, max_overlap=self.max_overlap))
+        for _ in range(self.SHARP_TRIES):
+            fs = self.sharp_source.field(rng_s, 2 * fi + 1, need="sharp")
+            sharp = pad_to(fs.sharp, self.patch)
+            pairs = self._pair(fb, fs, Windows(sharp, None, self.patch), corners_b, rng_s)
+            if pairs is not None:
+                return blurred, mask, sharp, pairs
+        raise ValueError(f"{fb.tag[0]}: unpaired training needs at least two images, or images at "
+                         f"least twice the patch size ({self.patch} px), so that blurred and sharp "
+                         f"patches never show the same place")
+
+    def _pair(self, fb, fs, win_s: "Windows", corners_b: list[tuple[int, int]],
+              rng_s: np.random.Generator) -> list[tuple] | None:
+        """A sharp window of `fs` for each blurred corner, never over its blurred partner's
+        place in the same image plane; None where that cannot be done."""
+        same_plane = fb.tag[:2] == fs.tag[:2] and fb.tag[0] != "synthetic"
+        corners_s: list[tuple[int, int]] = []
+        pairs = []
+        for yb, xb in corners_b:
             avoid = None
             if same_plane:                         # same image plane: keep the windows apart
                 avoid = (yb + fb.tag[2] - fs.tag[2], xb + fb.tag[3] - fs.tag[3])
@@ -294,13 +315,10 @@ class UnpairedDataset(_Grouped):
             tag_b = fb.tag[:2] + (fb.tag[2] + yb, fb.tag[3] + xb)
             tag_s = fs.tag[:2] + (fs.tag[2] + ys, fs.tag[3] + xs)
             if same_plane and abs(tag_b[2] - tag_s[2]) < self.patch and abs(tag_b[3] - tag_s[3]) < self.patch:
-                raise ValueError(f"{fb.tag[0]}: unpaired training needs at least two images, or images at "
-                                 f"least twice the patch size ({self.patch} px), so that blurred and sharp "
-                                 f"patches never show the same place")
-            corners_b.append((yb, xb))
+                return None
             corners_s.append((ys, xs))
             pairs.append((yb, xb, ys, xs, tag_b, tag_s))
-        return blurred, mask, sharp, pairs
+        return pairs
 
     def _draw(self, index: int):
         k = self.patches_per_field
