@@ -22,11 +22,12 @@ from deblur_gui.state import AppState, format_duration
 __all__ = ["ModelPanel"]
 
 
-# rough speed before anything was measured here, per kind, in plain words
+# rough speed before anything was measured on this computer, per kind, in plain words
+# (docs/BENCHMARKS.md: a 2-core CPU, and an NVIDIA H200 with --device cuda)
 _GUESS = {
     "classical": "a few seconds per megapixel on a CPU",
-    "gan": "seconds per megapixel on a GPU; about ten times slower on a CPU",
-    "diffusion": "slow: minutes per megapixel on a CPU; a GPU is strongly recommended",
+    "gan": "one to two seconds per megapixel on a CPU; a small fraction of a second on a GPU",
+    "diffusion": "slow: minutes per megapixel on a CPU, seconds on a GPU (strongly recommended)",
 }
 
 

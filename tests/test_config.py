@@ -14,7 +14,7 @@ def _shipped_for(model: str) -> list[str]:
     """Shipped configs meant for `model`: its own, the shared ones, none of another model's."""
     others = [m for m in model_names() if m != model]
     return [p.stem for p in sorted(CONFIG_DIR.glob("*.toml"))
-            if not any(p.stem == o or p.stem.startswith(f"{o}_") or p.stem.startswith(f"shipped_{o}")
+            if not any(p.stem == o or p.stem.startswith((f"{o}_", f"shipped_{o}", f"gpu_{o}_"))
                        for o in others)]
 
 
