@@ -300,7 +300,7 @@ class UnpairedDataset(_Grouped):
                          f"least twice the patch size ({self.patch} px), so that blurred and sharp "
                          f"patches never show the same place")
 
-    def _pair(self, fb, fs, win_s: "Windows", corners_b: list[tuple[int, int]],
+    def _pair(self, fb, fs, win_s: Windows, corners_b: list[tuple[int, int]],
               rng_s: np.random.Generator) -> list[tuple] | None:
         """A sharp window of `fs` for each blurred corner, never over its blurred partner's
         place in the same image plane; None where that cannot be done."""
