@@ -63,9 +63,12 @@ def run(cmd: list[str], log: Path, timeout: float, until: float | None = None) -
     return rc
 
 
-def train_cmd(model: str, run_dir: Path, args: argparse.Namespace, steps: int | None) -> list[str]:
-    if steps is not None:
-        return ["deblur-train", "--out", str(run_dir), "--resume", "--steps", str(steps), "-q"]
+def resume_cmd(run_dir: Path, steps: int | None = None) -> list[str]:
+    """Continue `run_dir` (to `steps` in all, or to the total it had)."""
+    return ["deblur-train", "--out", str(run_dir), "--resume", "-q"] + (["--steps", str(steps)] if steps else [])
+
+
+def train_cmd(model: str, run_dir: Path, args: argparse.Namespace) -> list[str]:
     cmd = ["deblur-train", "--model", model, "--data", "synthetic", "--real-pool", args.pool,
            "--config", f"gpu_{model}_real", "--init", f"resources/weights/{model}.safetensors",
            "--device", args.device, "--workers", str(args.workers.get(model, WORKERS[model])),
@@ -83,7 +86,7 @@ def start(cmd: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def progress(run_dir: Path) -> tuple[int, float] | None:
+def progress(run_dir: Path) -> tuple[float, int] | None:
     """(steps per second over the recent rows of log.csv, last step), or None."""
     try:
         with open(run_dir / "log.csv") as fh:
@@ -180,29 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
     deadline = args.budget
-    procs = {m: start(train_cmd(m, runs / m, args, None), logs / f"train_{m}.log") for m in models}
+    procs = {m: start(train_cmd(m, runs / m, args), logs / f"train_{m}.log") for m in models}
     checks = threading.Thread(target=cuda_checks, args=(args, logs), daemon=True)
     if not args.no_checks:
         checks.start()
     while time.monotonic() - START < args.probe and any(p.poll() is None for p in procs.values()):
         time.sleep(2)
     for m, proc in procs.items():
-        rate = progress(runs / m)
         rc = stop(proc)
+        rate = progress(runs / m)
         left = deadline - (time.monotonic() - START) - 25.0          # restart costs ~15-25 s
         if rc not in (0, 130, 143) or left < 20:
             say(f"{m}: not resumed (exit {rc}, {left:.0f} s left)")
             continue
-        if rate is None:                  # too slow to measure: go on until the deadline stops it
-            say(f"{m}: step rate unknown: resumed as it was")
-            procs[m] = start(["deblur-train", "--out", str(runs / m), "--resume", "-q"], logs / f"train_{m}.log")
-            continue
-        steps_per_s, step = rate
-        done = progress(runs / m)
-        step = done[1] if done else step
-        total = max(int(step + steps_per_s * left * 0.9) // 50 * 50, step + 50)
-        say(f"{m}: {steps_per_s:.2f} steps/s at step {step}: resumed to {total} steps")
-        procs[m] = start(train_cmd(m, runs / m, args, total), logs / f"train_{m}.log")
+        total = None                      # rate unknown: go on until the deadline stops it
+        if rate is not None:
+            steps_per_s, step = rate
+            total = max(int(step + steps_per_s * left * 0.9) // 50 * 50, step + 50)
+        say(f"{m}: step rate {rate}: resumed to {total or 'its old total of'} steps")
+        procs[m] = start(resume_cmd(runs / m, total), logs / f"train_{m}.log")
     while any(p.poll() is None for p in procs.values()):
         if time.monotonic() - START > deadline + 20:
             say("past the deadline: stopping the runs")

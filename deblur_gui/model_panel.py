@@ -26,7 +26,7 @@ __all__ = ["ModelPanel"]
 # (docs/BENCHMARKS.md: a 2-core CPU, and an NVIDIA H200 with --device cuda)
 _GUESS = {
     "classical": "a few seconds per megapixel on a CPU",
-    "gan": "one to two seconds per megapixel on a CPU; a small fraction of a second on a GPU",
+    "gan": "under two seconds per megapixel on a CPU; a small fraction of a second on a GPU",
     "diffusion": "slow: minutes per megapixel on a CPU, seconds on a GPU (strongly recommended)",
 }
 

@@ -187,3 +187,6 @@ def test_a_pack_of_the_training_split_trains_on_exactly_the_same_planes(tmp_path
     broken.write_bytes(pack.read_bytes()[:1000])
     with pytest.raises(ValueError, match="broken.trainpack.npz"):
         load_train_planes(broken)
+    rc = main(["--model", "comi", "--data", "synthetic", "--real-pool", str(tmp_path / "gone.trainpack.npz"),
+               "--config", "tiny", "--steps", "1", "--out", str(tmp_path / "run2"), "-q"])
+    assert rc == 2 and "gone.trainpack.npz: not a readable pack" in capsys.readouterr().err

@@ -33,7 +33,6 @@ from core.io import atomic_write
 from core.models.registry import get_entry, list_entries, read_card
 from training.config import (ConfigError, describe, format_toml, load_config, read_toml,
                              resolve_config_path, validate)
-from training.real_splits import is_pack
 from training.steps import model_names
 
 __all__ = ["main", "UsageError"]
@@ -189,6 +188,7 @@ def _check_data(cfg: dict[str, Any]) -> None:
     if blurred and not Path(blurred).is_dir():
         raise UsageError(f"blurred folder {blurred} does not exist")
     pool = cfg["data"]["real_pool"]
+    from training.real_splits import is_pack
     if pool and src != "synthetic":
         raise UsageError("--real-pool mixes real images into synthetic data: use it with --data synthetic")
     if pool and not is_pack(pool) and not (Path(pool) / "manifest.json").is_file():

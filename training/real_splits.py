@@ -113,8 +113,7 @@ def load_train_planes(cache: str | Path, log: Callable[[str], None] = lambda s: 
     cache = Path(cache)
     if is_pack(cache):
         chosen = _read_pack(cache)
-        log(f"real training planes (packed in {cache.name}): "
-            + ", ".join(f"{s} {n}" for s, n in plane_counts(chosen).items()))
+        log(f"real training planes (packed in {cache.name}): {_counts_text(chosen)}")
         return chosen
     if not (cache / "manifest.json").is_file():
         raise ValueError(f"{cache}: no manifest.json; fetch the real images first: "
@@ -128,8 +127,12 @@ def load_train_planes(cache: str | Path, log: Callable[[str], None] = lambda s: 
     if not chosen:
         raise ValueError(f"{cache}: none of its images may be trained on (the training pool is "
                          f"the unseen images of {', '.join(sorted(VAL_SOURCES))})")
-    log("real training planes: " + ", ".join(f"{s} {n}" for s, n in plane_counts(chosen).items()))
+    log(f"real training planes: {_counts_text(chosen)}")
     return chosen
+
+
+def _counts_text(planes: list[Plane]) -> str:
+    return ", ".join(f"{s} {n}" for s, n in plane_counts(planes).items())
 
 
 # ============================================================================ packed training split
@@ -138,8 +141,9 @@ PACK_SUFFIX = ".trainpack.npz"
 
 
 def is_pack(path: str | Path) -> bool:
-    """Whether `path` is a pack of training planes (`pack_train_planes`) rather than a cache."""
-    return str(path).endswith(PACK_SUFFIX) and Path(path).is_file()
+    """Whether `path` names a pack of training planes (`pack_train_planes`) rather than a
+    cache folder (by its name: a missing or damaged pack is then reported as one)."""
+    return str(path).endswith(PACK_SUFFIX)
 
 
 def pack_train_planes(cache: str | Path, out: str | Path, log: Callable[[str], None] = print) -> Path:
