@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.ddpm import ConditionalDDPM
+from core.models.ddpm import DEFAULT_STEPS, ConditionalDDPM
 from training.ema import EMA
 from training.settings import setting
 from training.steps.base import ModelSteps, Precision, load_weights_into
@@ -44,7 +44,8 @@ class EmaSection:
 class DiffusionSection:
     """The predictor and validation sampling."""
 
-    val_sample_steps: int = setting(20, "DDIM steps when validating", min=1)
+    val_sample_steps: int = setting(DEFAULT_STEPS, "DDIM steps when validating (default: as the "
+                                                   "app restores)", min=1)
     predictor_weight: float = setting(1.0, "weight of L1(predictor estimate, sharp) beside the "
                                            "diffusion MSE", min=0.0)
     predictor_init: str = setting("", "a generator .safetensors (same architecture, e.g. COMI's) "
