@@ -3,8 +3,9 @@
 The blur deblur repairs is local, so every image also shows its specimen in focus outside the
 marked regions. Adaptation fine-tunes the chosen network for a short, timed budget on crops of
 those in-focus areas, blurred by the defocus simulator around the blur measured in the regions
-(``core.blur_estimate``), with the image's own noise; then it checks the adapted network on
-in-focus crops it did not train on and keeps the shipped one if adapting did not help there.
+(``core.blur_estimate``), with the camera noise measured in the regions; then it checks the
+adapted network on in-focus crops it did not train on and keeps the shipped one if adapting did
+not help there. Regions that already look sharp have nothing to teach: it declines.
 
 The fine-tuning is training code (``training.adapt``, the one trainer loop): core finds it
 through the ``deblur.adapt`` entry point, so core never imports training. This module holds
@@ -47,8 +48,14 @@ class AdaptSettings:
     lr: float = 1e-5                  # chosen on the validation split against COMI stage 10
                                       # (3e-5: -0.90 dB mean, 1e-5: -0.67; docs/BENCHMARKS.md)
     no_blur_share: float = 0.15       # crops left sharp: the model learns to leave them alone
+    noise: str = "regions"            # whose camera noise the crops get: "regions" (measured
+                                      # inside the marked regions, signal-dependent, given to
+                                      # blurred and sharp crops alike; chosen on validation:
+                                      # docs/BENCHMARKS.md) or "in_focus" (the crops' own areas)
     max_planes: int = 8               # planes of a stack used for crops (evenly chosen)
-    accept_margin_db: float = 0.0     # held-out gain the adapted network needs to be kept
+    accept_margin_db: float = 0.3     # held-out gain the adapted network needs to be kept
+                                      # (0.3 chosen on validation: a smaller held-out gain was
+                                      # no gain inside the regions)
     sharp_tolerance_db: float = 1.0   # how much more it may change held-out sharp crops
 
     def __post_init__(self) -> None:
@@ -56,6 +63,8 @@ class AdaptSettings:
             raise ValueError("the adaptation time must be more than 0 seconds")
         if self.steps is not None and self.steps < 1:
             raise ValueError("the number of adaptation steps must be at least 1")
+        if self.noise not in ("in_focus", "regions"):
+            raise ValueError(f"unknown noise source {self.noise!r} (in_focus or regions)")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from core.blur_estimate import BlurEstimate, psf_for_radius
 from core.roi import RoiSet
 
 __all__ = ["TrustCheck", "RegionReport", "check_region", "region_checks", "disagreement_map",
-           "noise_sigma", "VERDICTS"]
+           "noise_sigma", "noise_model", "VERDICTS"]
 
 #: plain verdicts (the first words of `TrustCheck.words`)
 VERDICTS = ("consistent with the input", "check", "already looks sharp", "not checked")
@@ -58,6 +58,39 @@ def noise_sigma(x: np.ndarray, mask: np.ndarray) -> float:
     if d.size < 16:
         return float("nan")
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def noise_model(x: np.ndarray, mask: np.ndarray, bins: int = 8) -> tuple[float, float]:
+    """Signal-dependent camera noise under `mask`: variance = a * intensity + b (Poisson-Gaussian:
+    photon noise grows with the signal, read noise does not), fitted to the neighbour-difference
+    variance of `bins` intensity bins (robust, as `noise_sigma`). (0, sigma**2) when the pixels
+    do not span enough intensities to tell a slope."""
+    from scipy import ndimage
+
+    level = ndimage.uniform_filter(np.asarray(x, np.float64), 5)
+    pairs = [(np.diff(x, axis=1), (level[:, 1:] + level[:, :-1]) / 2, mask[:, 1:] & mask[:, :-1]),
+             (np.diff(x, axis=0), (level[1:, :] + level[:-1, :]) / 2, mask[1:, :] & mask[:-1, :])]
+    d = np.concatenate([a[m] for a, _, m in pairs])
+    v = np.concatenate([b[m] for _, b, m in pairs])
+    flat = noise_sigma(x, mask)
+    if d.size < 16 * bins or not np.isfinite(flat):
+        return 0.0, float(flat) ** 2 if np.isfinite(flat) else 0.0
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)))
+    means, variances, counts = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (v >= lo) & (v <= hi)
+        if sel.sum() < 16:
+            continue
+        di = d[sel]
+        means.append(float(v[sel].mean()))
+        variances.append(float((1.4826 * np.median(np.abs(di - np.median(di)))) ** 2 / 2.0))
+        counts.append(float(sel.sum()))
+    if len(means) < 3 or np.ptp(means) < 1e-3:
+        return 0.0, flat ** 2
+    slope, icept = np.polyfit(means, variances, 1, w=np.sqrt(counts))
+    a = max(0.0, float(slope))
+    b = float(icept) if slope > 0 else float(np.average(variances, weights=counts))
+    return a, max(0.0, b)
 
 
 def check_region(blurred: np.ndarray, restored: np.ndarray, region: np.ndarray,

@@ -198,3 +198,34 @@ def test_an_adapted_model_that_alters_sharp_areas_is_not_kept(field):
     assert np.isfinite(ho["sharp_before"]) and np.isfinite(ho["sharp_after"])
     lenient = adapt(data, rois, settings=replace(base, sharp_tolerance_db=50.0))
     assert not lenient.kept_original and lenient.extra["kept_because"] is None
+
+
+def test_regions_that_already_look_sharp_are_not_learned_for():
+    """A sharp region marked as blurred has no blur to learn: adapting would teach the network
+    to sharpen what is sharp. It says so, and the caller restores with the shipped model."""
+    from training.bench_cases import make_cases
+
+    case = make_cases(2, 256, seed=5, include_skimage=False)[1]
+    with pytest.raises(AdaptError, match="already look as sharp"):
+        adapt(case.sharp, case.rois, settings=QUICK, image_name="sharp.tif")
+
+
+def test_crops_get_the_noise_measured_inside_the_regions(field):
+    """With noise="regions", blurred AND sharp training crops carry the regions' camera noise
+    (its signal-dependent model), so the network learns to remove the noise the regions have."""
+    from training.adapt import InFocusCrops, _prepare
+
+    data, rois = field
+    s = AdaptSettings(noise="regions", no_blur_share=1.0)
+    norm, train, held, noises, *_ = _prepare([data], rois, s, 64)
+    a, b = noises[0]
+    assert a >= 0 and b >= 0 and a + b > 0
+    crops = InFocusCrops(norm, train, noises, (2.0, 4.0), 64, length=16, seed=0,
+                         no_blur_share=1.0, augment=False, noisy_sharp=True)
+    diffs = [float(np.std((it["blurred"] - it["sharp"]).numpy())) for it in crops]
+    assert 0.5 * np.sqrt(b) < np.median(diffs) < 3 * np.sqrt(a + b)
+    plain = InFocusCrops(norm, train, noises, (2.0, 4.0), 64, length=4, seed=0,
+                         no_blur_share=1.0, augment=False)
+    assert all(torch.equal(it["blurred"], it["sharp"]) for it in plain)   # in_focus: as before
+    with pytest.raises(ValueError, match="unknown noise source"):
+        AdaptSettings(noise="camera")

@@ -159,3 +159,19 @@ def test_real_cases_split_by_source_with_blur_levels_and_scales(tmp_path):
     assert none and none[0].radius_px == 0.0
     assert np.array_equal(none[0].blurred[~none[0].region], none[0].sharp[~none[0].region])
     assert make_real_cases("val", cache, size=128)[0].blurred.tobytes() == val[0].blurred.tobytes()
+
+
+def test_a_declined_adaptation_counts_as_the_shipped_model_it_leaves_in_place():
+    """Where adapting declines (AdaptError), the user gets the shipped model's result: the
+    'adapted - shipped' figure must count that case as 0 dB, not leave it out."""
+    from training.bench_checks import summarise_checks
+
+    base = {"model": "comi", "flagged": False, "psnr_blurred": 30.0}
+    rows = [{**base, "image": "a", "psnr": 33.0, "gain_db": 3.0, "psnr_adapted": 32.0,
+             "adapt_seconds": 10.0},
+            {**base, "image": "b", "psnr": 31.0, "gain_db": 1.0, "adapt_error": "looks sharp",
+             "adapt_seconds": 1.0}]
+    (m,) = summarise_checks(rows)["models"]
+    assert m["adapted_cases"] == 2 and m["adapt_failed"] == 1
+    assert m["adapted_minus_shipped_db"] == -0.5 and m["worst_adapted_minus_shipped_db"] == -1.0
+    assert m["adapted_gain_db"] == 1.5

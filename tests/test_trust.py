@@ -59,3 +59,16 @@ def test_predict_report_has_blur_and_verdict_per_region(tmp_path, capsys):
     region = json.loads(report.read_text())["images"][0]["regions"][0]
     assert region["radius_px"] > 5 and region["verdict"] in ("consistent with the input", "check")
     assert set(region) >= {"blur", "verdict_words", "disagree_share", "confidence"}
+
+
+def test_the_noise_model_grows_with_the_signal_as_photon_noise_does(rng):
+    """Camera noise is Poisson-Gaussian: variance a * intensity + b. The fit recovers both from
+    one noisy ramp, and says 'no slope' for flat noise."""
+    from core.trust import noise_model
+
+    ramp = np.repeat(np.linspace(0, 1, 256)[:, None], 256, axis=1)
+    noisy = ramp + rng.normal(0, 1, ramp.shape) * np.sqrt(0.01 * ramp + 1e-4)
+    a, b = noise_model(noisy, np.ones(ramp.shape, bool))
+    assert a == pytest.approx(0.01, rel=0.15) and b < 5e-4
+    a, b = noise_model(0.5 + rng.normal(0, 0.02, ramp.shape), np.ones(ramp.shape, bool))
+    assert a < 1e-3 and np.sqrt(b) == pytest.approx(0.02, rel=0.15)

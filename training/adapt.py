@@ -3,10 +3,14 @@
 ``core.adaptation.adapt`` finds `adapt` here through the ``deblur.adapt`` entry point. The
 crops come from where the focus map says the image is sharp, outside every region (by a
 margin), from up to ``max_planes`` planes; each is blurred by the widefield defocus PSF of a
-radius drawn around the blur measured in the regions (``core.blur_estimate``), and given back
-the image's own noise, so the network sees this specimen, this contrast and this camera with
-the blur it must remove. A share of crops stays sharp (input = target) so it keeps leaving
-sharp content alone. The training is the one trainer loop (``training.trainer``) running
+radius drawn around the blur measured in the regions (``core.blur_estimate``), and given the
+camera noise measured inside the regions (``core.trust.noise_model``: photon noise grows with
+the signal), so the network sees this specimen, this contrast and this camera with the blur and
+noise it must remove. A share of crops stays sharp (only that noise added; the target is the
+crop) so it keeps leaving sharp content alone. Why the regions' noise: the in-focus areas'
+own noise, read from neighbour differences, is confused with fine texture, or reads 0 on
+quantised dark background; with it, adapting taught the network to keep noise, and lost
+0.67 dB on validation (docs/BENCHMARKS.md). The training is the one trainer loop (``training.trainer``) running
 COMI's content-only objective, budgeted by time; the networks start from the shipped (or
 given) weights.
 
@@ -32,9 +36,9 @@ from core.adaptation import AdaptError, Adapted, AdaptSettings
 from core.blur_estimate import estimate_regions, in_focus_reference, psf_for_radius
 from core.engine import Cancelled, cancel_check
 from core.normalize import normalize, percentile_params
-from core.roi import RoiSet
+from core.roi import RoiSet, roi_mask
 from core.image import finite_copy
-from core.trust import noise_sigma
+from core.trust import noise_model, noise_sigma
 
 __all__ = ["adapt", "InFocusCrops", "crop_corners", "blur_range"]
 
@@ -48,12 +52,16 @@ MIN_PATCH = 48
 HELD_OUT_CROPS = 32
 
 
-def blur_range(plane: np.ndarray, rois: RoiSet) -> tuple[float, float]:
+def blur_range(plane: np.ndarray, rois: RoiSet) -> tuple[float, float] | None:
     """The radii to simulate: from a little under the smallest region's lower bound to a
-    little over the largest one's upper bound (defocus varies inside a region)."""
+    little over the largest one's upper bound (defocus varies inside a region). Regions that
+    already look sharp have no blur to learn; None when every measured region looks sharp."""
     lows, highs = [], []
-    for est in estimate_regions(plane, rois):
-        if est.radius_px is None:
+    estimates = [e for e in estimate_regions(plane, rois) if e.radius_px is not None]
+    if estimates and all(e.looks_sharp for e in estimates):
+        return None
+    for est in estimates:
+        if est.looks_sharp:
             continue
         lows.append(est.low_px if est.low_px is not None else est.radius_px)
         highs.append(est.high_px if est.high_px is not None else est.radius_px)
@@ -94,14 +102,16 @@ class InFocusCrops(Dataset):
     no-blur share), its noise and its flip/rotation.
     """
 
-    def __init__(self, planes: list[np.ndarray], corners: list[np.ndarray], sigmas: list[float],
+    def __init__(self, planes: list[np.ndarray], corners: list[np.ndarray],
+                 noise: list[tuple[float, float]],
                  radii: tuple[float, float], patch: int, length: int, seed: int,
-                 no_blur_share: float, augment: bool) -> None:
+                 no_blur_share: float, augment: bool, noisy_sharp: bool = False) -> None:
         self.pad = psf_for_radius(radii[1]).shape[0] // 2 + 1
         self.planes = [np.pad(p, self.pad, mode="reflect") for p in planes]
-        self.corners, self.sigmas, self.radii = corners, sigmas, radii
+        self.corners, self.noise, self.radii = corners, noise, radii
         self.patch, self.length, self.seed = patch, int(length), int(seed)
         self.no_blur_share, self.augment = float(no_blur_share), augment
+        self.noisy_sharp = bool(noisy_sharp)
         counts = np.array([len(c) for c in corners], float)
         self.plane_p = counts / counts.sum()
         self._psfs: dict[float, np.ndarray] = {}
@@ -126,14 +136,15 @@ class InFocusCrops(Dataset):
         sharp = big[q:q + p, q:q + p]
         if rng.random() < self.no_blur_share:
             blurred = sharp
+            if self.noisy_sharp:
+                blurred = sharp + self._noise(rng, k, sharp, 1.0)
         else:
             lo, hi = self.radii
             psf = self._psf(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
             blurred = _convolve(big, psf)[q:q + p, q:q + p]
             # the crop's own noise was smoothed away with the blur: put the image's level back
-            keep = float(np.sqrt(np.sum(psf.astype(np.float64) ** 2)))
-            sigma = self.sigmas[k] * np.sqrt(max(0.0, 1.0 - keep * keep))
-            blurred = blurred + rng.normal(0.0, sigma, blurred.shape)
+            keep = float(np.sum(psf.astype(np.float64) ** 2))
+            blurred = blurred + self._noise(rng, k, blurred, max(0.0, 1.0 - keep))
         pair = np.stack([blurred, sharp]).astype(np.float32)
         if self.augment:
             pair = np.rot90(pair, int(rng.integers(4)), axes=(1, 2))
@@ -141,6 +152,15 @@ class InFocusCrops(Dataset):
                 pair = pair[:, :, ::-1]
         pair = torch.from_numpy(np.ascontiguousarray(pair))
         return {"blurred": pair[0:1], "sharp": pair[1:2]}
+
+
+    def _noise(self, rng: np.random.Generator, k: int, signal: np.ndarray, share: float
+               ) -> np.ndarray:
+        """Camera noise for `signal` from plane k's noise model (variance a * signal + b),
+        `share` of its variance."""
+        a, b = self.noise[k]
+        var = share * np.maximum(0.0, a * np.clip(signal, 0.0, None) + b)
+        return rng.standard_normal(signal.shape) * np.sqrt(var)
 
 
 def _convolve(x: np.ndarray, psf: np.ndarray) -> np.ndarray:
@@ -180,7 +200,7 @@ def _prepare(planes: list[np.ndarray], rois: RoiSet, s: AdaptSettings, patch: in
     their noise levels, and the share of the image the crops come from."""
     chosen = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), s.max_planes)).round()
                        ).astype(int)
-    norm, train, held, sigmas = [], [], [], []
+    norm, train, held, noises = [], [], [], []
     area = 0.0
     for i in chosen:
         filled, _ = finite_copy(np.asarray(planes[i], np.float32))
@@ -195,13 +215,17 @@ def _prepare(planes: list[np.ndarray], rois: RoiSet, s: AdaptSettings, patch: in
             out[::5] = True
         tr, ho = corners[~out], corners[out]
         tr = tr[_apart(tr, ho, x.shape, patch, pad=8)]
-        sigma = noise_sigma(x, mask)
+        if s.noise == "regions":
+            model = noise_model(x, roi_mask(RoiSet(rois.rois, feather=0), x.shape) > 0)
+        else:
+            sigma = noise_sigma(x, mask)
+            model = (0.0, 0.0 if not np.isfinite(sigma) else sigma ** 2)
         norm.append(x)
         train.append(tr)
         held.append(ho)
-        sigmas.append(0.0 if not np.isfinite(sigma) else sigma)
+        noises.append(model)
         area = max(area, float(mask.mean()))
-    return norm, train, held, sigmas, chosen.tolist(), area
+    return norm, train, held, noises, chosen.tolist(), area
 
 
 def _sharp_psnr(steps: Any, crops: Dataset, device: Any) -> float:
@@ -257,7 +281,7 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
     for patch in sorted({int(min(s.patch, (min(h, w) // 16) * 16)), 64, MIN_PATCH}, reverse=True):
         if patch > min(s.patch, min(h, w)):
             continue
-        norm, train, held, sigmas, used, area = _prepare(planes, rois, s, patch)
+        norm, train, held, noises, used, area = _prepare(planes, rois, s, patch)
         n_train, n_held = sum(len(c) for c in train), sum(len(c) for c in held)
         if n_train + n_held >= MIN_WINDOWS and n_train > 0 and n_held > 0:
             break
@@ -266,6 +290,10 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
                          f"from ({area:.0%} of the image; it needs several {MIN_PATCH} x "
                          f"{MIN_PATCH} px areas)")
     radii = blur_range(norm[0], rois)
+    if radii is None:
+        raise AdaptError(f"the marked regions of {image_name} already look as sharp as its "
+                         "in-focus areas: there is no blur to learn to remove, so the shipped "
+                         "model is used")
     keep_tr = [i for i, c in enumerate(train) if len(c)]
     keep_ho = [i for i, c in enumerate(held) if len(c)]
     dev = pick_device(device)
@@ -274,10 +302,11 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
     total_steps = s.steps if s.steps is not None else 10 ** 6
     cfg = _config(model, init, s, patch, total_steps)
     train_ds = InFocusCrops([norm[i] for i in keep_tr], [train[i] for i in keep_tr],
-                            [sigmas[i] for i in keep_tr], radii, patch, length=total_steps * s.batch_size,
-                            seed=s.seed, no_blur_share=s.no_blur_share, augment=True)
+                            [noises[i] for i in keep_tr], radii, patch, length=total_steps * s.batch_size,
+                            seed=s.seed, no_blur_share=s.no_blur_share, augment=True,
+                            noisy_sharp=s.noise == "regions")
     held_ds = InFocusCrops([norm[i] for i in keep_ho], [held[i] for i in keep_ho],
-                           [sigmas[i] for i in keep_ho], radii, patch, length=HELD_OUT_CROPS,
+                           [noises[i] for i in keep_ho], radii, patch, length=HELD_OUT_CROPS,
                            seed=s.seed + 7919, no_blur_share=0.0, augment=False)
     steps = build_steps(model, cfg, dev, Precision(dev, bool(cfg["train"]["amp"])))
     card0 = steps.init_from(str(init))

@@ -72,7 +72,7 @@ def adapt_row(case: BenchCase, model: str, settings: AdaptSettings, device: str,
         adapted = adapt(case.blurred, case.rois, model=model, weights=weights, settings=settings,
                         image_name=case.name, device=device)
     except AdaptError as exc:
-        return {"adapt_error": str(exc)}
+        return {"adapt_error": str(exc), "adapt_seconds": time.perf_counter() - t0}
     out = restore(case.blurred, adapted.restorer(device, **params), case.rois, tile=256,
                   overlap=32, seed=0)
     return {"psnr_adapted": score(case, out)["psnr"], "adapt_seconds": time.perf_counter() - t0,
@@ -110,16 +110,18 @@ def summarise_checks(rows: list[dict]) -> dict[str, Any]:
                       "sharp_passed": sum(r["sharp_psnr_smoothed"] >= SHARP_MIN_PSNR
                                           and r["sharp_detail_ratio"] <= SHARP_MAX_DETAIL
                                           for r in sharp)})
-        ad = [r for r in rs if "psnr_adapted" in r]
+        # a declined adaptation (AdaptError) restores with the shipped model: it counts as such
+        ad = [r for r in rs if "psnr_adapted" in r or "adapt_error" in r]
         if ad:
-            diff = np.array([r["psnr_adapted"] - r["psnr"] for r in ad])
+            got = [r.get("psnr_adapted", r["psnr"]) for r in ad]
+            diff = np.array([g - r["psnr"] for g, r in zip(got, ad)])
             m.update({"adapted_cases": len(ad), "adapt_failed": sum("adapt_error" in r for r in rs),
-                      "adapted_gain_db": float(np.mean([r["psnr_adapted"] - r["psnr_blurred"]
-                                                         for r in ad])),
+                      "adapted_gain_db": float(np.mean([g - r["psnr_blurred"]
+                                                         for g, r in zip(got, ad)])),
                       "shipped_gain_db": float(np.mean([r["gain_db"] for r in ad])),
                       "adapted_minus_shipped_db": float(diff.mean()),
                       "worst_adapted_minus_shipped_db": float(diff.min()),
-                      "adapt_seconds": float(np.mean([r["adapt_seconds"] for r in ad]))})
+                      "adapt_seconds": float(np.mean([r.get("adapt_seconds", 0.0) for r in ad]))})
         out["models"].append(m)
     return out
 
@@ -156,7 +158,8 @@ def checks_markdown(rows: list[dict]) -> list[str]:
     if adapted:
         lines += ["", "## Adapted to each image (`--adapt`)", "",
                   "The model fine-tuned on the case's own in-focus areas before restoring it "
-                  "(seconds include the adaptation).", "",
+                  "(seconds include the adaptation). Where adapting declined (not adapted), "
+                  "the shipped model restored the case, as for a user, and counts as such.", "",
                   "| model | cases | gain shipped | gain adapted | adapted - shipped | worst | "
                   "not adapted | s / case |", "|---|---|---|---|---|---|---|---|"]
         for m in adapted:

@@ -14,13 +14,17 @@ from tests.gui.conftest import make_specimen
 
 @pytest.fixture
 def quick_adapt(monkeypatch):
-    """The window's adaptation, shortened to a few steps (the same code path)."""
+    """The window's adaptation, shortened to a few steps (the same code path), and always kept
+    (two steps rarely pass the held-out check, which tests/test_adaptation.py covers): these
+    tests are about what the window does with an adapted model."""
     real = core.adaptation.adapt
 
     def quick(*args, settings=None, **kwargs):
         from core.adaptation import AdaptSettings
 
-        return real(*args, settings=AdaptSettings(steps=2, batch_size=2, patch=64), **kwargs)
+        return real(*args, settings=AdaptSettings(steps=2, batch_size=2, patch=64,
+                                                  accept_margin_db=-100.0,
+                                                  sharp_tolerance_db=100.0), **kwargs)
 
     monkeypatch.setattr(core.adaptation, "adapt", quick)
 
