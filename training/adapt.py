@@ -10,9 +10,10 @@ noise it must remove. A share of crops stays sharp (only that noise added; the t
 crop) so it keeps leaving sharp content alone. Why the regions' noise: the in-focus areas'
 own noise, read from neighbour differences, is confused with fine texture, or reads 0 on
 quantised dark background; with it, adapting taught the network to keep noise, and lost
-0.67 dB on validation (docs/BENCHMARKS.md). The training is the one trainer loop (``training.trainer``) running
-COMI's content-only objective, budgeted by time; the networks start from the shipped (or
-given) weights.
+0.67 dB on validation (docs/BENCHMARKS.md). Regions that already look sharp have no blur to
+learn from: adapting declines. The training is the one trainer loop (``training.trainer``)
+running COMI's content-only objective, budgeted by time; the networks start from the shipped
+(or given) weights.
 
 Held out: about a fifth of the image's in-focus windows, on one side of it, are never trained
 on (no training crop comes within 8 px of them); the adapted network must beat the original on
@@ -142,7 +143,8 @@ class InFocusCrops(Dataset):
             lo, hi = self.radii
             psf = self._psf(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
             blurred = _convolve(big, psf)[q:q + p, q:q + p]
-            # the crop's own noise was smoothed away with the blur: put the image's level back
+            # the crop's own noise was mostly smoothed away with the blur: add the camera noise
+            # (less the share of its variance that the blur kept)
             keep = float(np.sum(psf.astype(np.float64) ** 2))
             blurred = blurred + self._noise(rng, k, blurred, max(0.0, 1.0 - keep))
         pair = np.stack([blurred, sharp]).astype(np.float32)
@@ -152,7 +154,6 @@ class InFocusCrops(Dataset):
                 pair = pair[:, :, ::-1]
         pair = torch.from_numpy(np.ascontiguousarray(pair))
         return {"blurred": pair[0:1], "sharp": pair[1:2]}
-
 
     def _noise(self, rng: np.random.Generator, k: int, signal: np.ndarray, share: float
                ) -> np.ndarray:
@@ -197,7 +198,8 @@ def _held_out(corners: np.ndarray, patch: int) -> np.ndarray:
 def _prepare(planes: list[np.ndarray], rois: RoiSet, s: AdaptSettings, patch: int
              ) -> tuple[list, list, list, list, list, float]:
     """Normalised planes (as the engine sees them), their train / held-out window corners,
-    their noise levels, and the share of the image the crops come from."""
+    their camera noise models (variance = a * intensity + b), and the share of the image the
+    crops come from."""
     chosen = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), s.max_planes)).round()
                        ).astype(int)
     norm, train, held, noises = [], [], [], []
@@ -292,8 +294,7 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
     radii = blur_range(norm[0], rois)
     if radii is None:
         raise AdaptError(f"the marked regions of {image_name} already look as sharp as its "
-                         "in-focus areas: there is no blur to learn to remove, so the shipped "
-                         "model is used")
+                         "in-focus areas: there is no blur to learn to remove")
     keep_tr = [i for i, c in enumerate(train) if len(c)]
     keep_ho = [i for i, c in enumerate(held) if len(c)]
     dev = pick_device(device)
@@ -302,8 +303,8 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
     total_steps = s.steps if s.steps is not None else 10 ** 6
     cfg = _config(model, init, s, patch, total_steps)
     train_ds = InFocusCrops([norm[i] for i in keep_tr], [train[i] for i in keep_tr],
-                            [noises[i] for i in keep_tr], radii, patch, length=total_steps * s.batch_size,
-                            seed=s.seed, no_blur_share=s.no_blur_share, augment=True,
+                            [noises[i] for i in keep_tr], radii, patch,
+                            length=total_steps * s.batch_size, seed=s.seed, no_blur_share=s.no_blur_share, augment=True,
                             noisy_sharp=s.noise == "regions")
     held_ds = InFocusCrops([norm[i] for i in keep_ho], [held[i] for i in keep_ho],
                            [noises[i] for i in keep_ho], radii, patch, length=HELD_OUT_CROPS,
