@@ -27,8 +27,8 @@ __all__ = ["ModelPanel"]
 _GUESS = {
     "classical": "a few seconds per megapixel on a CPU",
     "gan": "under two seconds per megapixel on a CPU; a small fraction of a second on a GPU",
-    "diffusion": "about 15 seconds per megapixel on a CPU at 2 steps, more with more steps; "
-                 "a GPU is much faster",
+    "diffusion": "15 to 40 seconds per megapixel on a CPU at 2 steps (longer with more "
+                 "steps); a GPU is much faster",
 }
 
 

@@ -284,8 +284,13 @@ def summarise_groups(rows: list[dict]) -> list[dict]:
 
 
 def machine_line() -> str:
+    """What the timings hold for: whether the CPU computes bf16 decides whether the models that
+    use autocast run in bf16 or float32 on it (2-3x apart), so it is part of the machine."""
+    from core.devices import cpu_has_bf16
+
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"CPU bf16 {'yes' if cpu_has_bf16() else 'no (float32)'}, "
             f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
 
 
