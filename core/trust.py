@@ -4,7 +4,9 @@ Blurring the restored region with the region's estimated PSF (`core.blur_estimat
 back the input, up to the camera noise. Where the difference, smoothed over a few pixels,
 exceeds what noise explains, the model invented or removed structure that the blurred input
 does not support. A region that already looked sharp gets that verdict instead: restoring it
-can only add artefacts.
+can at most remove noise, and may add artefacts. (Checking such a region against the input
+itself did not catch what harmed it on the validation cases: a sharp region's noise cannot be
+told from its texture; docs/BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class TrustCheck:
             return (f"check: {100 * (self.disagree or 0):.0f} % of the region disagrees with the "
                     "input (detail the blurred input does not support)")
         if self.verdict == "already looks sharp":
-            return "this region already looks sharp: restoring it can only add artefacts"
+            return ("this region already looks sharp: a model can at most remove noise here, and "
+                    "may add artefacts; compare with the original")
         if self.verdict == "not checked":
             return "not checked: the blur could not be measured; compare with the original by eye"
         return "consistent with the input"
