@@ -163,3 +163,34 @@ def test_an_existing_package_is_not_replaced_without_overwrite(tmp_path, capsys)
     out.write_bytes(b"keep")
     assert deblur(["export-bioimageio", "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and out.read_bytes() == b"keep"
+
+
+def test_a_cyclegan_package_keeps_brightness_as_deblurs_engine_does():
+    """CycleGAN restores with Keep brightness (8 px) by default: the package's tile network
+    does the same, traced for one size and run on another, equal to deblur's engine."""
+    from core.bioimageio.tile_network import TileNetwork
+    from core.engine import restore
+    from core.io import read_image
+    from core.models.registry import get_entry, load_model
+    from core.normalize import normalize, percentile_params
+
+    net, card = load_network(resolve_weights("cyclegan", None), "cyclegan")
+    brightness = get_entry("cyclegan").params["brightness_px"].default
+    assert brightness > 0
+    tile_net = TileNetwork(card["architecture"], net.margin, 2, brightness_px=brightness).eval()
+    tile_net.net.load_state_dict(net.state_dict())
+    assert tile_net.margin >= 3 * brightness
+    plane = read_image(NUCLEI).data.astype(np.float32)
+    traced = torch.jit.trace(tile_net, torch.zeros(1, 1, 160, 160))
+    tile = np.ascontiguousarray(plane[128:128 + 192, 64:64 + 320])
+    restorer = load_model("cyclegan", device="cpu")
+    restorer.amp = False
+    expected = normalize(restore(tile, restorer, None, axes="YX"), percentile_params(tile))
+    with torch.no_grad():
+        got = traced(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])
+    assert float(np.abs(got[0, 0].numpy() - expected).max()) < 1e-5
+    plain = TileNetwork(card["architecture"], net.margin, 2).eval()
+    plain.net.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        other = plain(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])
+    assert float(np.abs(other[0, 0].numpy() - expected).max()) > 1e-3   # it does matter

@@ -184,7 +184,8 @@ def test_output_records_model_weights_settings_regions_and_seed(blurred_field, t
                  "--param", "orientations=1"]) == 0
     rec = read_image(out).metadata["provenance"]
     shipped = get_entry("comi").default_weights
-    assert rec["model"] == "comi" and rec["seed"] == 7 and rec["settings"] == {"orientations": 1}
+    assert rec["model"] == "comi" and rec["seed"] == 7 and rec["settings"] == {"orientations": 1,
+                                                                        "brightness_px": 0.0}
     assert rec["weights"]["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
     assert rec["regions"]["rois"] and rec["source"] == str(path)
     capsys.readouterr()

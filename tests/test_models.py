@@ -321,7 +321,8 @@ def test_export_load_predict_round_trip(tmp_path, name):
     path, net = _export(tmp_path, name)
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["model"] == name and card["architecture"] == net.config and card["notes"]
-    params = {"steps": 3} if name == "ddpm" else {"orientations": 1}   # one view: net(x) below
+    # one view and no Keep brightness: net(x) below
+    params = {"steps": 3} if name == "ddpm" else {"orientations": 1, "brightness_px": 0.0}
     restorer = load_model(name, weights=path, device="cpu", **params)
     assert restorer.name == name and restorer.margin > 0
     if name == "ddpm":
@@ -358,7 +359,7 @@ def test_card_architecture_of_any_size_loads(tmp_path):
     net = ResnetGenerator(ngf=6, n_down=1, n_blocks=2, residual=False)
     card = make_card("cyclegan", net, inference={"margin": 13})
     path = save_weights(tmp_path / "big.safetensors", net.state_dict(), card)
-    restorer = load_model("cyclegan", weights=path, device="cpu")
+    restorer = load_model("cyclegan", weights=path, device="cpu", brightness_px=0.0)
     assert restorer.net.config == net.config
     assert restorer.margin == 13 and restorer.align == 2   # the card's margin; 2**n_down grid
     from core.tiling import Tiler
@@ -413,3 +414,40 @@ def test_averaging_views_makes_the_result_follow_a_mirrored_or_turned_image(tmp_
     assert "orientations" in get_entry("cyclegan").params
     with pytest.raises(ValueError, match="orientations must be one of 1, 2, 4, 8"):
         load_model("comi", weights=path, device="cpu", orientations=3)
+
+
+class _Brighten(torch.nn.Module):
+    """A 'restoration' that sharpens a little and adds a brightness offset, as CycleGAN's
+    generator was measured to do on sharp regions."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blur = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        return x + 0.5 * (x - blur) + 0.05
+
+
+def test_keep_brightness_restores_the_inputs_large_scale_brightness_and_keeps_tiles_seamless():
+    """Defocus spreads light, it neither adds nor removes it: with Keep brightness the output's
+    large-scale content is the input's (the offset is gone), the fine detail the network added
+    stays, and tiles still equal the whole frame."""
+    from scipy import ndimage
+
+    from core.models.base import NetworkRestorer
+    from core.models.registry import get_entry
+    from core.tiling import Tiler
+
+    rng = np.random.default_rng(3)
+    x = ndimage.gaussian_filter(rng.random((160, 144)), 2).astype(np.float32)
+    plain = NetworkRestorer(_Brighten(), "test", margin=8, channels_last=False)
+    kept = NetworkRestorer(_Brighten(), "test", margin=8, channels_last=False, brightness_px=4.0)
+    assert kept.margin >= 12                      # the low-pass reaches 3 sigma into the halo
+    whole = Tiler(tile=4096, overlap=0, margin=kept.margin)
+    a = plain.restore_plane(x, whole)
+    b = kept.restore_plane(x, whole)
+    assert abs(float((a - x).mean()) - 0.05) < 1e-3              # without it: brighter
+    assert abs(float((b - x).mean())) < 2e-3                     # with it: the input's brightness
+    fine = lambda im: im - ndimage.gaussian_filter(im, 4)        # noqa: E731
+    assert np.abs(fine(b) - fine(a)).mean() < 0.1 * np.abs(fine(a) - fine(x)).mean()
+    tiled = kept.restore_plane(x, Tiler(tile=48, overlap=12, margin=kept.margin))
+    assert np.abs(tiled - b).max() < 1e-5
+    assert get_entry("cyclegan").params["brightness_px"].default == 8.0
+    assert get_entry("comi").params["brightness_px"].default == 0.0

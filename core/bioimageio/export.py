@@ -112,7 +112,10 @@ def _readme(model: str, card: dict, net: TileNetwork, weights_name: str) -> str:
               f"input's {P_LOW:g}th percentile, 1 = its {P_HIGH:g}th).",
               f"- Each tile is read with {net.margin} px of context (mirrored at the image edge) "
               f"and the network is averaged over {net.views} mirrored view(s), as deblur does by "
-              f"default; when a tool tiles a large image, give it a halo of {net.margin} px.",
+              f"default; when a tool tiles a large image, give it a halo of {net.margin} px."
+              + (f" Above {net.brightness_px:g} px the output keeps the input's brightness "
+                 "(defocus spreads light, it does not add or remove it), as deblur does for "
+                 "this model." if net.brightness_px > 0 else ""),
               "- It restores WHOLE tiles. In deblur you mark the blurred regions and only those "
               "are restored and blended back; here every pixel is processed: crop or mask the "
               "blurred area yourself, and keep the original beside the result.",
@@ -188,7 +191,8 @@ def export_package(model: str, out: str | Path, *, weights: str | Path | None = 
     spec = _spec()
     views = int(views if views is not None else entry.params["orientations"].default)
     margin = int((card.get("inference") or {}).get("margin", net.margin))
-    tile_net = TileNetwork(card["architecture"], margin, views)
+    brightness = float(entry.params["brightness_px"].default)
+    tile_net = TileNetwork(card["architecture"], margin, views, brightness_px=brightness)
     tile_net.net.load_state_dict(net.state_dict())
     tile_net.eval()
 
@@ -214,7 +218,8 @@ def export_package(model: str, out: str | Path, *, weights: str | Path | None = 
         card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         (folder / MANIFEST).write_text(json.dumps(
             {"model": model, "weights": deblur_weights.name, "card": card_path.name,
-             "views": views, "margin": tile_net.margin, "deblur_version": __version__},
+             "views": views, "margin": tile_net.margin, "brightness_px": tile_net.brightness_px,
+             "deblur_version": __version__},
             indent=2) + "\n", encoding="utf-8")
         (folder / "README.md").write_text(_readme(model, card, tile_net, deblur_weights.name),
                                           encoding="utf-8")
@@ -273,7 +278,7 @@ def _describe(spec, model: str, card: dict, net: TileNetwork, folder: Path, ts_p
             architecture=spec.ArchitectureFromLibraryDescr(
                 callable=spec.Identifier("TileNetwork"), import_from="core.bioimageio.tile_network",
                 kwargs={"architecture": card["architecture"], "margin": net.margin,
-                        "views": net.views}),
+                        "views": net.views, "brightness_px": net.brightness_px}),
             comment="rebuilds the network from deblur's own code (pip install deblur)"))
     cite = [CiteEntry(text=text, doi=doi, url=url) for text, doi, url in CITATIONS.get(model, [])]
     return spec.ModelDescr(

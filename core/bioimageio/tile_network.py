@@ -2,18 +2,22 @@
 
 Our engine gives every tile `margin` px of context (mirrored beyond the image edge, edge pixel
 included, the margin rounded up to the generator's size multiple: `core.tiling.Tiler`), averages the network over `views` mirrored copies and crops the
-context off again (`core.models.base.NetworkRestorer`, `core.tiling.Tiler`). A package that ran
+context off again (`core.models.base.NetworkRestorer`, `core.tiling.Tiler`); with Keep
+brightness it puts the input's large-scale brightness back before the crop. A package that ran
 the bare generator would give other results at image borders and without the views; this module
 does the same steps, so a tile restored in Fiji equals the same tile restored by deblur.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from core.models.base import ORIENTATION_CHOICES, orient, unorient
 from core.models.generators import make_generator
+from core.models.layers import gaussian_lowpass
 
 __all__ = ["TileNetwork", "package_margin", "mirror_pad"]
 
@@ -41,13 +45,17 @@ class TileNetwork(nn.Module):
     import), its state dict is the generator's under ``net.``.
     """
 
-    def __init__(self, architecture: dict, margin: int, views: int) -> None:
+    def __init__(self, architecture: dict, margin: int, views: int,
+                 brightness_px: float = 0.0) -> None:
         super().__init__()
         if views not in ORIENTATION_CHOICES:
             raise ValueError(f"views must be one of {ORIENTATION_CHOICES}")
         self.net = make_generator(**architecture)
         self.multiple = 2 ** int(getattr(self.net, "n_down", 0))
-        self.margin = package_margin(margin, self.multiple)
+        self.brightness_px = float(brightness_px)
+        # as NetworkRestorer: the halo holds the low-pass's reach
+        self.margin = package_margin(max(int(margin), math.ceil(3 * self.brightness_px)),
+                                     self.multiple)
         self.views = int(views)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,4 +66,6 @@ class TileNetwork(nn.Module):
             total = total + unorient(self.net(orient(padded, k)), k)
         if self.views > 1:
             total = total / self.views
+        if self.brightness_px > 0:
+            total = total + gaussian_lowpass(padded - total, self.brightness_px)
         return total[..., m:-m, m:-m]

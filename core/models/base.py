@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from core.devices import autocast_context
-from core.models.layers import pad_to_multiple
+from core.models.layers import gaussian_lowpass, pad_to_multiple
 from core.tiling import Tiler
 
 if TYPE_CHECKING:
@@ -73,16 +73,23 @@ class NetworkRestorer(Restorer):
     channels_last : use the channels_last memory format (faster convolutions on CPU).
     orientations : 1, 2, 4 or 8: run the network on that many mirrored/turned copies of each
         tile and average (`orient`); slightly cleaner results, that many times the time.
+    brightness_px : when > 0, the output's content at scales above this (a Gaussian of that
+        sigma) is replaced by the input's: defocus spreads light but neither adds nor removes
+        it, so a restoration must keep the input's large-scale brightness. A network trained
+        without pairs (CycleGAN) shifts it; a paired one (COMI) keeps it already. The tiler's
+        halo must be at least 3 x brightness_px for tiles to stay seamless.
     """
 
     def __init__(self, net: torch.nn.Module, name: str, *, margin: int = 32, pad_multiple: int = 1,
                  device: torch.device = torch.device("cpu"), amp: bool = False,
-                 channels_last: bool = True, orientations: int = 1) -> None:
+                 channels_last: bool = True, orientations: int = 1,
+                 brightness_px: float = 0.0) -> None:
         if orientations not in ORIENTATION_CHOICES:
             raise ValueError(f"orientations must be one of {', '.join(map(str, ORIENTATION_CHOICES))}")
         self.name = name
         self.orientations = orientations
-        self.margin = int(margin)
+        self.brightness_px = float(brightness_px)
+        self.margin = max(int(margin), int(np.ceil(3 * self.brightness_px)))
         self.pad_multiple = max(1, int(pad_multiple))
         self.align = self.pad_multiple
         self.device = device
@@ -107,7 +114,11 @@ class NetworkRestorer(Restorer):
         assert total is not None
         if self.orientations > 1:
             total /= self.orientations
-        return total[..., :h, :w].contiguous()
+        total = total[..., :h, :w]
+        if self.brightness_px > 0:
+            with torch.inference_mode():
+                total = total + gaussian_lowpass(batch.float() - total, self.brightness_px)
+        return total.contiguous()
 
     def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])

@@ -18,7 +18,7 @@ from core.models.resnet_generator import ResnetGenerator
 from core.models.spec import ModelEntry, Param
 from core.models.unet_generator import UNetGenerator
 
-__all__ = ["GENERATOR_PRESETS", "DISC_PRESETS", "AMP", "DEFAULT_VIEWS", "VIEWS_PARAM",
+__all__ = ["GENERATOR_PRESETS", "DISC_PRESETS", "AMP", "DEFAULT_VIEWS", "VIEWS_PARAM", "brightness_param",
            "make_generator", "GanNetworks", "build_generator_restorer", "gan_model"]
 
 # Named generator sizes (`make_generator` kwargs). "cpu": the lean residual U-Net that trains and
@@ -86,24 +86,36 @@ class GanNetworks(nn.Module):
         return [*self.d_sharp.parameters(), *self.d_blur.parameters()]
 
 
-def build_generator_restorer(name: str):
+def build_generator_restorer(name: str, brightness_px: float = 0.0):
     """The registry `build` of a GAN: its trained blurred->sharp generator as a tiled
     `NetworkRestorer` (the card may set the halo: ``inference.margin``)."""
     def build(net: nn.Module, card: dict, device: torch.device,
-              orientations: int = DEFAULT_VIEWS) -> NetworkRestorer:
+              orientations: int = DEFAULT_VIEWS,
+              brightness_px: float = brightness_px) -> NetworkRestorer:
         margin = card.get("inference", {}).get("margin", net.margin)
         return NetworkRestorer(net, name, margin=margin, pad_multiple=2 ** net.n_down, device=device,
-                               amp=AMP, orientations=orientations)
+                               amp=AMP, orientations=orientations, brightness_px=brightness_px)
 
     return build
 
 
+def brightness_param(default: float) -> Param:
+    """The "Keep brightness" setting (`NetworkRestorer`'s ``brightness_px``)."""
+    return Param(float(default), float, "keep the input's brightness at scales above this many "
+                 "px (defocus spreads light, it does not add or remove it); 0 = off",
+                 label="Keep brightness above (px)", min=0.0, max=32.0)
+
+
 def gan_model(name: str, *, display_name: str, order: int, summary: str, card_notes: str,
-              steps: str, good_for: str = "", caution: str = "") -> ModelEntry:
+              steps: str, good_for: str = "", caution: str = "",
+              brightness_px: float = 0.0) -> ModelEntry:
     """The description of a GAN whose trained blurred->sharp generator restores (COMI,
-    CycleGAN): what they share (networks, sizes, the Views averaged setting) filled in."""
+    CycleGAN): what they share (networks, sizes, the Views averaged and Keep brightness
+    settings) filled in; `brightness_px` is the model's default, chosen on validation."""
     return ModelEntry(name=name, kind="gan", display_name=display_name, order=order,
                       summary=summary, good_for=good_for, caution=caution,
-                      build=build_generator_restorer(name), network=make_generator,
+                      build=build_generator_restorer(name, brightness_px), network=make_generator,
                       presets={"model": GENERATOR_PRESETS, "discriminator": DISC_PRESETS},
-                      params={"orientations": VIEWS_PARAM}, card_notes=card_notes, steps=steps)
+                      params={"orientations": VIEWS_PARAM,
+                              "brightness_px": brightness_param(brightness_px)},
+                      card_notes=card_notes, steps=steps)

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["pad_to_multiple", "LayerNorm2d", "make_norm", "init_weights", "conv_norm_act"]
+__all__ = ["pad_to_multiple", "gaussian_lowpass", "LayerNorm2d", "make_norm", "init_weights",
+           "conv_norm_act"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_multiples: int = 1) -> torch.Tensor:
@@ -35,6 +36,21 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_multiples: int = 1) -> t
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def gaussian_lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) smoothed by a Gaussian of `sigma` px (separable; mirrored at the edges,
+    replicated where the image is smaller than the kernel's reach)."""
+    r = max(1, int(round(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    k = torch.exp(-t * t / (2 * sigma * sigma))
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    h, w = x.shape[-2:]
+    mode = "reflect" if r < h and r < w else "replicate"
+    y = F.pad(x, (r, r, r, r), mode=mode)
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 class LayerNorm2d(nn.Module):
