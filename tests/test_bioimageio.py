@@ -165,9 +165,10 @@ def test_an_existing_package_is_not_replaced_without_overwrite(tmp_path, capsys)
     assert "already exists" in capsys.readouterr().err and out.read_bytes() == b"keep"
 
 
-def test_a_cyclegan_package_keeps_brightness_as_deblurs_engine_does():
+def test_a_cyclegan_package_keeps_brightness_as_deblurs_engine_does(tmp_path):
     """CycleGAN restores with Keep brightness (8 px) by default: the package's tile network
-    does the same, traced for one size and run on another, equal to deblur's engine."""
+    does the same, traced for one size and run on another, equal to deblur's engine; and it
+    exports to ONNX (where the bioimageio extra is installed)."""
     from core.bioimageio.tile_network import TileNetwork
     from core.engine import restore
     from core.io import read_image
@@ -194,3 +195,8 @@ def test_a_cyclegan_package_keeps_brightness_as_deblurs_engine_does():
     with torch.no_grad():
         other = plain(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])
     assert float(np.abs(other[0, 0].numpy() - expected).max()) > 1e-3   # it does matter
+    pytest.importorskip("onnx")
+    from core.bioimageio.export import _write_weights
+
+    paths = _write_weights(tile_net, torch.zeros(1, 1, 160, 160), tmp_path)
+    assert all(p.stat().st_size > 0 for p in paths)

@@ -17,7 +17,7 @@ from torch import nn
 
 from core.models.base import ORIENTATION_CHOICES, orient, unorient
 from core.models.generators import make_generator
-from core.models.layers import gaussian_lowpass
+from core.models.layers import gaussian_kernel1d, gaussian_lowpass
 
 __all__ = ["TileNetwork", "package_margin", "mirror_pad"]
 
@@ -57,6 +57,9 @@ class TileNetwork(nn.Module):
         self.margin = package_margin(max(int(margin), math.ceil(3 * self.brightness_px)),
                                      self.multiple)
         self.views = int(views)
+        if self.brightness_px > 0:           # a constant for TorchScript and ONNX
+            self.register_buffer("lowpass_kernel", gaussian_kernel1d(self.brightness_px),
+                                 persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.margin
@@ -67,5 +70,6 @@ class TileNetwork(nn.Module):
         if self.views > 1:
             total = total / self.views
         if self.brightness_px > 0:
-            total = total + gaussian_lowpass(padded - total, self.brightness_px)
+            total = total + gaussian_lowpass(padded - total, self.brightness_px,
+                                             kernel=self.lowpass_kernel)
         return total[..., m:-m, m:-m]

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["pad_to_multiple", "gaussian_lowpass", "LayerNorm2d", "make_norm", "init_weights",
-           "conv_norm_act"]
+__all__ = ["pad_to_multiple", "gaussian_kernel1d", "gaussian_lowpass", "LayerNorm2d",
+           "make_norm", "init_weights", "conv_norm_act"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_multiples: int = 1) -> torch.Tensor:
@@ -38,19 +38,29 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_multiples: int = 1) -> t
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
-def gaussian_lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(N, C, H, W) smoothed by a Gaussian of `sigma` px (separable; mirrored at the edges,
-    replicated where the image is smaller than the kernel's reach)."""
+def gaussian_kernel1d(sigma: float) -> torch.Tensor:
+    """The normalised 1-D Gaussian of `sigma` px, 3 sigma either side."""
     r = max(1, int(round(3 * sigma)))
-    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
     k = torch.exp(-t * t / (2 * sigma * sigma))
-    k = (k / k.sum()).to(x.dtype)
+    return k / k.sum()
+
+
+def gaussian_lowpass(x: torch.Tensor, sigma: float, kernel: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """(N, C, H, W) smoothed by a Gaussian of `sigma` px (separable; mirrored at the edges,
+    replicated where the image is smaller than the kernel's reach). `kernel`: a precomputed
+    `gaussian_kernel1d(sigma)` (a module's buffer, so that ONNX export sees a constant)."""
+    k = (gaussian_kernel1d(sigma) if kernel is None else kernel).to(x.device, x.dtype)
+    r = k.shape[0] // 2
     c = x.shape[1]
     h, w = x.shape[-2:]
     mode = "reflect" if r < h and r < w else "replicate"
     y = F.pad(x, (r, r, r, r), mode=mode)
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    kx, ky = k.view(1, 1, 1, -1), k.view(1, 1, -1, 1)
+    if c > 1:
+        kx, ky = kx.repeat(c, 1, 1, 1), ky.repeat(c, 1, 1, 1)
+    return F.conv2d(F.conv2d(y, kx, groups=c), ky, groups=c)
 
 
 class LayerNorm2d(nn.Module):
