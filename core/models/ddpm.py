@@ -271,8 +271,8 @@ class DDPMRestorer(Restorer):
 
     name = "ddpm"
 
-    def __init__(self, net: ConditionalDDPM, device: torch.device = torch.device("cpu"), steps: int = DEFAULT_STEPS,
-                 eta: float = 0.0, amp: bool = AMP, channels_last: bool = True,
+    def __init__(self, net: ConditionalDDPM, device: torch.device = torch.device("cpu"),
+                 steps: int = DEFAULT_STEPS, eta: float = 0.0, amp: bool = AMP, channels_last: bool = True,
                  margin: int | None = None) -> None:
         self.net = net.to(device).eval()
         self.device = device

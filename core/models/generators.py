@@ -18,8 +18,9 @@ from core.models.resnet_generator import ResnetGenerator
 from core.models.spec import ModelEntry, Param
 from core.models.unet_generator import UNetGenerator
 
-__all__ = ["GENERATOR_PRESETS", "DISC_PRESETS", "AMP", "DEFAULT_VIEWS", "VIEWS_PARAM", "brightness_param",
-           "make_generator", "GanNetworks", "build_generator_restorer", "gan_model"]
+__all__ = ["GENERATOR_PRESETS", "DISC_PRESETS", "AMP", "DEFAULT_VIEWS", "VIEWS_PARAM",
+           "brightness_param", "make_generator", "GanNetworks", "build_generator_restorer",
+           "gan_model"]
 
 # Named generator sizes (`make_generator` kwargs). "cpu": the lean residual U-Net that trains and
 # predicts usefully on a laptop CPU; "gpu": a wider U-Net; "resnet-cpu" / "resnet-gpu": the
