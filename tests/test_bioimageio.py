@@ -26,6 +26,29 @@ NUCLEI = SAMPLES / "nuclei_blurred.tif"
 NUCLEI_ROI = SAMPLES / "nuclei_blurred.roi.json"
 
 
+def _tile_and_engine_output(model: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 192 x 320 tile of the nuclei sample (another size than any traced example) and
+    deblur's engine output on it (float32, the model's defaults), in normalised units."""
+    from core.engine import restore
+    from core.io import read_image
+    from core.models.registry import load_model
+    from core.normalize import normalize, percentile_params
+
+    plane = read_image(NUCLEI).data.astype(np.float32)
+    tile = np.ascontiguousarray(plane[128:128 + 192, 64:64 + 320])
+    restorer = load_model(model, device="cpu")
+    restorer.amp = False
+    return tile, normalize(restore(tile, restorer, None, axes="YX"), percentile_params(tile))
+
+
+def _run_tile(net, tile: np.ndarray) -> np.ndarray:
+    """A package's tile network on `tile`, normalised as the package's preprocessing does."""
+    from core.normalize import normalize, percentile_params
+
+    with torch.no_grad():
+        return net(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])[0, 0].numpy()
+
+
 def _hand_made_package(path: Path, model: str = "cyclegan") -> Path:
     """A package as export writes it, as far as deblur reads it (rdf + manifest + weights)."""
     weights = resolve_weights(model, None)
@@ -114,24 +137,13 @@ def test_the_exported_package_passes_bioimageio_test(comi_package):
 def test_the_package_restores_a_tile_as_deblurs_engine_does(comi_package, tmp_path):
     """Its TorchScript on a tile = deblur's engine on that tile (float32, default views),
     up to float rounding: at most 1e-5 in normalised units."""
-    from core.engine import restore
-    from core.io import read_image
-    from core.models.registry import load_model
-    from core.normalize import normalize, percentile_params
-
     with zipfile.ZipFile(comi_package) as zf:
         zf.extract("weights_torchscript.pt", tmp_path)
         names = set(zf.namelist())
     assert {"rdf.yaml", "README.md", "cover.png", "weights.onnx", MANIFEST} <= names
     scripted = torch.jit.load(str(tmp_path / "weights_torchscript.pt"))
-    plane = read_image(NUCLEI).data.astype(np.float32)
-    tile = np.ascontiguousarray(plane[128:128 + 192, 64:64 + 320])   # another size than traced
-    restorer = load_model("comi", device="cpu")
-    restorer.amp = False
-    expected = normalize(restore(tile, restorer, None, axes="YX"), percentile_params(tile))
-    with torch.no_grad():
-        got = scripted(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])
-    assert float(np.abs(got[0, 0].numpy() - expected).max()) < 1e-5
+    tile, expected = _tile_and_engine_output("comi")
+    assert float(np.abs(_run_tile(scripted, tile) - expected).max()) < 1e-5
 
 
 @pytest.mark.bioimageio
@@ -170,10 +182,7 @@ def test_a_cyclegan_package_keeps_brightness_as_deblurs_engine_does(tmp_path):
     does the same, traced for one size and run on another, equal to deblur's engine; and it
     exports to ONNX (where the bioimageio extra is installed)."""
     from core.bioimageio.tile_network import TileNetwork
-    from core.engine import restore
-    from core.io import read_image
-    from core.models.registry import get_entry, load_model
-    from core.normalize import normalize, percentile_params
+    from core.models.registry import get_entry
 
     net, card = load_network(resolve_weights("cyclegan", None), "cyclegan")
     brightness = get_entry("cyclegan").params["brightness_px"].default
@@ -181,20 +190,12 @@ def test_a_cyclegan_package_keeps_brightness_as_deblurs_engine_does(tmp_path):
     tile_net = TileNetwork(card["architecture"], net.margin, 2, brightness_px=brightness).eval()
     tile_net.net.load_state_dict(net.state_dict())
     assert tile_net.margin >= 3 * brightness
-    plane = read_image(NUCLEI).data.astype(np.float32)
     traced = torch.jit.trace(tile_net, torch.zeros(1, 1, 160, 160))
-    tile = np.ascontiguousarray(plane[128:128 + 192, 64:64 + 320])
-    restorer = load_model("cyclegan", device="cpu")
-    restorer.amp = False
-    expected = normalize(restore(tile, restorer, None, axes="YX"), percentile_params(tile))
-    with torch.no_grad():
-        got = traced(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])
-    assert float(np.abs(got[0, 0].numpy() - expected).max()) < 1e-5
+    tile, expected = _tile_and_engine_output("cyclegan")
+    assert float(np.abs(_run_tile(traced, tile) - expected).max()) < 1e-5
     plain = TileNetwork(card["architecture"], net.margin, 2).eval()
     plain.net.load_state_dict(net.state_dict())
-    with torch.no_grad():
-        other = plain(torch.from_numpy(normalize(tile, percentile_params(tile)))[None, None])
-    assert float(np.abs(other[0, 0].numpy() - expected).max()) > 1e-3   # it does matter
+    assert float(np.abs(_run_tile(plain, tile) - expected).max()) > 1e-3   # it does matter
     pytest.importorskip("onnx")
     from core.bioimageio.export import _write_weights
 

@@ -304,7 +304,8 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
     cfg = _config(model, init, s, patch, total_steps)
     train_ds = InFocusCrops([norm[i] for i in keep_tr], [train[i] for i in keep_tr],
                             [noises[i] for i in keep_tr], radii, patch,
-                            length=total_steps * s.batch_size, seed=s.seed, no_blur_share=s.no_blur_share, augment=True,
+                            length=total_steps * s.batch_size, seed=s.seed,
+                            no_blur_share=s.no_blur_share, augment=True,
                             noisy_sharp=s.noise == "regions")
     held_ds = InFocusCrops([norm[i] for i in keep_ho], [held[i] for i in keep_ho],
                            [noises[i] for i in keep_ho], radii, patch, length=HELD_OUT_CROPS,

@@ -121,7 +121,7 @@ def summarise_checks(rows: list[dict]) -> dict[str, Any]:
                       "shipped_gain_db": float(np.mean([r["gain_db"] for r in ad])),
                       "adapted_minus_shipped_db": float(diff.mean()),
                       "worst_adapted_minus_shipped_db": float(diff.min()),
-                      "adapt_seconds": float(np.mean([r.get("adapt_seconds", 0.0) for r in ad]))})
+                      "adapt_seconds": float(np.mean([r["adapt_seconds"] for r in ad]))})
         out["models"].append(m)
     return out
 

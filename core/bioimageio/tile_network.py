@@ -10,14 +10,12 @@ does the same steps, so a tile restored in Fiji equals the same tile restored by
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from core.models.base import ORIENTATION_CHOICES, orient, unorient
 from core.models.generators import make_generator
-from core.models.layers import gaussian_kernel1d, gaussian_lowpass
+from core.models.layers import gaussian_kernel1d, keep_brightness, lowpass_reach
 
 __all__ = ["TileNetwork", "package_margin", "mirror_pad"]
 
@@ -54,8 +52,8 @@ class TileNetwork(nn.Module):
         self.multiple = 2 ** int(getattr(self.net, "n_down", 0))
         self.brightness_px = float(brightness_px)
         # as NetworkRestorer: the halo holds the low-pass's reach
-        self.margin = package_margin(max(int(margin), math.ceil(3 * self.brightness_px)),
-                                     self.multiple)
+        reach = lowpass_reach(self.brightness_px) if self.brightness_px > 0 else 0
+        self.margin = package_margin(max(int(margin), reach), self.multiple)
         self.views = int(views)
         if self.brightness_px > 0:           # a constant for TorchScript and ONNX
             self.register_buffer("lowpass_kernel", gaussian_kernel1d(self.brightness_px),
@@ -70,6 +68,5 @@ class TileNetwork(nn.Module):
         if self.views > 1:
             total = total / self.views
         if self.brightness_px > 0:
-            total = total + gaussian_lowpass(padded - total, self.brightness_px,
-                                             kernel=self.lowpass_kernel)
+            total = keep_brightness(padded, total, self.brightness_px, self.lowpass_kernel)
         return total[..., m:-m, m:-m]

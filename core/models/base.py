@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from core.devices import autocast_context
-from core.models.layers import gaussian_lowpass, pad_to_multiple
+from core.models.layers import keep_brightness, lowpass_reach, pad_to_multiple
 from core.tiling import Tiler
 
 if TYPE_CHECKING:
@@ -76,8 +76,8 @@ class NetworkRestorer(Restorer):
     brightness_px : when > 0, the output's content at scales above this (a Gaussian of that
         sigma) is replaced by the input's: defocus spreads light but neither adds nor removes
         it, so a restoration must keep the input's large-scale brightness. A network trained
-        without pairs (CycleGAN) shifts it; a paired one (COMI) keeps it already. The tiler's
-        halo must be at least 3 x brightness_px for tiles to stay seamless.
+        without pairs (CycleGAN) shifts it; a paired one (COMI) keeps it already. The halo
+        grows to the low-pass's reach, so tiles stay seamless.
     """
 
     def __init__(self, net: torch.nn.Module, name: str, *, margin: int = 32, pad_multiple: int = 1,
@@ -89,7 +89,9 @@ class NetworkRestorer(Restorer):
         self.name = name
         self.orientations = orientations
         self.brightness_px = float(brightness_px)
-        self.margin = max(int(margin), int(np.ceil(3 * self.brightness_px)))
+        self.margin = int(margin)
+        if self.brightness_px > 0:
+            self.margin = max(self.margin, lowpass_reach(self.brightness_px))
         self.pad_multiple = max(1, int(pad_multiple))
         self.align = self.pad_multiple
         self.device = device
@@ -117,7 +119,7 @@ class NetworkRestorer(Restorer):
         total = total[..., :h, :w]
         if self.brightness_px > 0:
             with torch.inference_mode():
-                total = total + gaussian_lowpass(batch.float() - total, self.brightness_px)
+                total = keep_brightness(batch.float(), total, self.brightness_px)
         return total.contiguous()
 
     def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:

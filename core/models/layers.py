@@ -13,12 +13,14 @@ part of the receptive field the halo cuts, and batch-1 tile inference equals tra
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["pad_to_multiple", "gaussian_kernel1d", "gaussian_lowpass", "LayerNorm2d",
-           "make_norm", "init_weights", "conv_norm_act"]
+__all__ = ["pad_to_multiple", "lowpass_reach", "gaussian_kernel1d", "gaussian_lowpass",
+           "keep_brightness", "LayerNorm2d", "make_norm", "init_weights", "conv_norm_act"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_multiples: int = 1) -> torch.Tensor:
@@ -38,9 +40,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_multiples: int = 1) -> t
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+def lowpass_reach(sigma: float) -> int:
+    """How far (px) `gaussian_lowpass` reads around a pixel: the halo a tile needs for it."""
+    return max(1, int(math.ceil(3 * sigma)))
+
+
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
-    """The normalised 1-D Gaussian of `sigma` px, 3 sigma either side."""
-    r = max(1, int(round(3 * sigma)))
+    """The normalised 1-D Gaussian of `sigma` px, `lowpass_reach(sigma)` either side."""
+    r = lowpass_reach(sigma)
     t = torch.arange(-r, r + 1, dtype=torch.float32)
     k = torch.exp(-t * t / (2 * sigma * sigma))
     return k / k.sum()
@@ -61,6 +68,14 @@ def gaussian_lowpass(x: torch.Tensor, sigma: float, kernel: torch.Tensor | None 
     if c > 1:
         kx, ky = kx.repeat(c, 1, 1, 1), ky.repeat(c, 1, 1, 1)
     return F.conv2d(F.conv2d(y, kx, groups=c), ky, groups=c)
+
+
+def keep_brightness(x: torch.Tensor, y: torch.Tensor, sigma: float,
+                    kernel: torch.Tensor | None = None) -> torch.Tensor:
+    """`y` (a restoration of `x`) with its content above a Gaussian of `sigma` px replaced by
+    `x`'s: defocus spreads light but neither adds nor removes it. The engine
+    (`NetworkRestorer`) and the bioimage.io tile network both call this."""
+    return y + gaussian_lowpass(x - y, sigma, kernel)
 
 
 class LayerNorm2d(nn.Module):
