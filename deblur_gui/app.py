@@ -54,6 +54,7 @@ def install_excepthook() -> None:
     """
     from PySide6 import QtCore, QtWidgets
 
+    from core.crash_report import save_traceback
     from deblur_gui.dialogs import show_error
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
@@ -63,6 +64,9 @@ def install_excepthook() -> None:
         details = _format_exception(exc_type, exc, tb)
         log.error("Unexpected error: %s: %s", exc_type.__name__, exc)
         sys.stderr.write(details)
+        report = save_traceback("deblur-gui", exc)
+        if report is not None:
+            details = f"Saved to {report} (attach it to a bug report).\n\n{details}"
         app = QtWidgets.QApplication.instance()
         if app is None or QtCore.QThread.currentThread() is not app.thread():
             return
@@ -74,6 +78,8 @@ def install_excepthook() -> None:
         details = _format_exception(args.exc_type, args.exc_value, args.exc_traceback)
         log.error("Unexpected error in a background thread: %s", args.exc_value)
         sys.stderr.write(details)
+        if args.exc_value is not None:
+            save_traceback("deblur-gui", args.exc_value)
 
     sys.excepthook = hook
     threading.excepthook = thread_hook

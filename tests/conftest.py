@@ -51,6 +51,12 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def _error_reports_in_tmp(tmp_path_factory, monkeypatch):
+    """Error reports (core.crash_report) of tests go to a temporary folder, not the user's cache."""
+    monkeypatch.setenv("DEBLUR_LOG_DIR", str(tmp_path_factory.mktemp("error-reports")))
+
+
 # the napari widget tests need an OpenGL display: tests/test_napari_plugin.py runs them in their
 # own process on a virtual display (DEBLUR_NAPARI_TESTS=1)
 collect_ignore = [] if os.environ.get("DEBLUR_NAPARI_TESTS") else ["napari_widget"]

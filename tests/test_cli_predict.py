@@ -2,6 +2,7 @@
 
 import re
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,61 @@ def test_corrupt_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "broken.tif" in err[0] and err[0].startswith("deblur: error:")
     assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_a_fault_inside_a_run_gives_one_plain_line_a_report_and_no_partial_file(
+        blurred_field, tmp_path, capsys, monkeypatch):
+    """A bug is not the user's fault: one line that says so and where the details are (no
+    traceback on screen), exit 1, and nothing half-written beside the input."""
+    from core.models.classical import RichardsonLucy
+
+    path, roi, _ = blurred_field
+    calls = []
+
+    def broken(self, batch):
+        calls.append(1)
+        if len(calls) > 1:                      # the first tiles succeed, then a fault
+            raise RuntimeError("tile index out of range\nsecond line")
+        return batch
+
+    monkeypatch.setattr(RichardsonLucy, "forward_tiles", broken)
+    out = tmp_path / "restored.tif"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc = main(["predict", str(path), "-o", str(out), "--roi", str(roi), "--model", "richardson-lucy",
+               "--param", "psf_radius=4", "--tile", "64", "--overlap", "16", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith("deblur: internal error (RuntimeError: tile index out of range)")
+    assert "not a problem with your data" in err[0] and "no partial file" in err[0]
+    assert len(calls) > 1 and sorted(p.name for p in tmp_path.iterdir()) == before
+    report = Path(err[0].split("The details are in ")[1].split("; please")[0])
+    text = report.read_text()
+    assert "Traceback" in text and "tile index out of range" in text and "predict" in text
+
+
+def test_a_fault_with_traceback_env_also_prints_it(tmp_path, capsys, monkeypatch):
+    import core.cli.models as models_cli
+
+    def broken(args):
+        raise KeyError("weights")
+
+    monkeypatch.setattr(models_cli, "run", broken)
+    monkeypatch.setenv("DEBLUR_TRACEBACK", "1")
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error (KeyError: 'weights')" in err and "Traceback" in err
+
+
+def test_running_out_of_memory_is_advice_not_a_bug_report(capsys, monkeypatch):
+    import core.cli.models as models_cli
+
+    def greedy(args):
+        raise MemoryError()
+
+    monkeypatch.setattr(models_cli, "run", greedy)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not enough memory" in err[0] and "internal error" not in err[0]
 
 
 def test_existing_output_is_not_replaced(blurred_field, tmp_path, capsys):

@@ -69,6 +69,22 @@ def test_bad_inputs_exit_2(tmp_path: Path, capsys) -> None:
 
 # ----------------------------------------------------------------------------- a whole run
 
+def test_a_fault_in_training_is_one_plain_line_and_a_report(tmp_path: Path, capsys, monkeypatch
+                                                             ) -> None:
+    import training.cli as cli
+
+    def broken(args, argv):
+        raise RuntimeError("shapes do not match")
+
+    monkeypatch.setattr(cli, "run", broken)
+    rc, err = _run_main(["--model", "comi", "--config", "tiny", "--out", str(tmp_path / "r")], capsys)
+    lines = err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1 and "Traceback" not in err
+    assert "deblur-train: internal error (RuntimeError: shapes do not match)" in lines[0]
+    report = Path(lines[0].split("The details are in ")[1].split("; please")[0])
+    assert "shapes do not match" in report.read_text() and "--config tiny" in report.read_text()
+
+
 def test_train_export_and_reexport(tmp_path: Path, capsys) -> None:
     run = tmp_path / "my run"
     argv = ["--model", "comi", "--data", "synthetic", "--out", str(run), "--config", "tiny",

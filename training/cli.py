@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import torch
 
+from core.crash_report import internal_error
 from core.io import atomic_write
 from core.models.registry import get_entry, list_entries, read_card
 from training.config import (ConfigError, describe, format_toml, load_config, read_toml,
@@ -471,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: stopped", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one plain line, the traceback in a report
+        return internal_error(PROG, exc, argv)
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():

@@ -2,6 +2,8 @@
 
 Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
 Bad input exits 2 with one plain line on stderr; a traceback is never shown for a user error.
+An unexpected error (a bug) exits 1 with one plain line that says where its report was saved
+(`core.crash_report`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 
 from core import __version__
+from core.crash_report import internal_error
 
 SUBCOMMANDS = ["predict", "models", "simulate", "info", "estimate", "export_bioimageio"]
 #: packages that add subcommands (e.g. `bench` from training) declare them in this entry-point
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deblur: cancelled; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one plain line, the traceback in a report
+        return internal_error("deblur", exc, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
