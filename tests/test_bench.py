@@ -160,6 +160,24 @@ def test_real_cases_split_by_source_with_blur_levels_and_scales(tmp_path):
     assert np.array_equal(none[0].blurred[~none[0].region], none[0].sharp[~none[0].region])
     assert make_real_cases("val", cache, size=128)[0].blurred.tobytes() == val[0].blurred.tobytes()
 
+    # cases for tuning (the blur estimator) come from the training split only: never a crop
+    # that a validation case shows, never a test package
+    from training.bench_cases import TRAIN_BLURS, make_train_cases
+
+    five = write_image(tmp_path / "b.tif", Image(np.stack([make_specimen((200, 200), seed=s)
+                                                            for s in range(5)]), "CYX"))
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.write(five, "pkg/b.tif")
+    cache = tmp_path / "cache5"
+    fetch(cache, (Source("cellprofiler", "1", ("pkg/*.tif",), "fluorescence"),),
+          download=lambda s, d: wheel, log=lambda s: None)
+    val = make_real_cases("val", cache, size=128)
+    train = make_train_cases(cache, size=128)
+    assert train and all("real train: cellprofiler" in c.source for c in train)
+    assert {c.name.split()[-1] for c in train} <= set(TRAIN_BLURS)
+    val_crops = {c.sharp.tobytes() for c in val}
+    assert not any(c.sharp.tobytes() in val_crops for c in train)
+
 
 def test_a_declined_adaptation_counts_as_the_shipped_model_it_leaves_in_place():
     """Where adapting declines (AdaptError), the user gets the shipped model's result: the

@@ -17,7 +17,7 @@ from core.psf import Optics, defocus_for_radius, defocus_psf
 from core.roi import Ellipse, RoiSet, roi_mask
 from training.real_splits import BENCH_SIZE, REAL_SCALES, VAL_SOURCES, bench_planes, split_of
 
-__all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "split_of",
+__all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "make_train_cases", "split_of",
            "VAL_SOURCES", "REAL_BLURS", "REAL_SCALES", "BENCH_RADII", "BENCH_SEED_BASE", "EMPTY_LEVELS"]
 
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
@@ -159,14 +159,38 @@ def make_real_cases(split: str, cache: Path | None = None, size: int = BENCH_SIZ
     """Cases from real microscopy (the fetched pool of ``training.real_images``, and
     scikit-image's): the planes of `split`'s sources, up to `per_source` each, every one at a
     blur level and magnification of its own (cycling through `REAL_BLURS` x `REAL_SCALES`)."""
-    from scipy import ndimage
-
     from training.real_images import planes, skimage_planes
 
     pool = (planes(cache) if cache is not None else []) + skimage_planes()
     chosen = bench_planes(pool, split, per_source)
+    return _cases_from_planes(chosen, f"real {split}", size, seed, dict(REAL_BLURS), 700)
+
+
+#: blur levels of `make_train_cases`: finer steps where estimates fail most (mild blur)
+TRAIN_BLURS = {"none": 0.0, "1.5px": 1.5, "mild": 2.5, "4px": 4.0, "moderate": 6.0,
+               "9px": 9.0, "strong": 12.0, "20px": 20.0}
+
+
+def make_train_cases(cache: Path, size: int = BENCH_SIZE, seed: int = 0,
+                     repeats: int = 2) -> list[BenchCase]:
+    """Cases cut from the TRAINING split of the real pool (``training.real_splits``), for tuning
+    what is not learned (the blur estimator's settings) on more cases than validation holds;
+    the validation and test cases stay for choosing and reporting. Each training plane gives
+    `repeats` cases at blur levels and magnifications of their own (`TRAIN_BLURS`)."""
+    from training.real_splits import load_train_planes
+
+    chosen = [p for p in load_train_planes(cache) for _ in range(repeats)]
+    return _cases_from_planes(chosen, "real train", size, seed, TRAIN_BLURS, 800)
+
+
+def _cases_from_planes(chosen: list, label: str, size: int, seed: int, blurs: dict[str, float],
+                       seed_offset: int) -> list[BenchCase]:
+    """One case per plane: its centre crop (`size` px, after magnification) with one defocused
+    ellipse, cycling through `blurs` x `REAL_SCALES`."""
+    from scipy import ndimage
+
     cases = []
-    combos = [(b, s) for s in REAL_SCALES for b in REAL_BLURS]
+    combos = [(b, s) for s in REAL_SCALES for b in blurs]
     for j, plane in enumerate(chosen):
         blur, scale = combos[j % len(combos)]
         grey = plane.data.astype(np.float32)
@@ -179,10 +203,10 @@ def make_real_cases(split: str, cache: Path | None = None, size: int = BENCH_SIZ
         th, tw = min(h, size), min(w, size)
         y0, x0 = (h - th) // 2, (w - tw) // 2
         crop = grey[y0:y0 + th, x0:x0 + tw]
-        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 700 + j)
+        rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + seed_offset + j)
         name = f"{plane.name} x{scale:g} {blur}"
-        case = _degrade_case(name, f"real {split}: {plane.source} ({plane.modality})", crop,
-                             rng, j, radius=REAL_BLURS[blur])
+        case = _degrade_case(name, f"{label}: {plane.source} ({plane.modality})", crop,
+                             rng, j, radius=blurs[blur])
         case.info.update(package=plane.source, modality=plane.modality)
         cases.append(case)
     return cases
