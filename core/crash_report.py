@@ -19,7 +19,7 @@ from pathlib import Path
 from core import __version__
 from core.io import atomic_write
 
-__all__ = ["log_dir", "save_traceback", "internal_error", "TRACEBACK_ENV", "LOG_DIR_ENV"]
+__all__ = ["log_dir", "save_traceback", "internal_error", "is_out_of_memory", "TRACEBACK_ENV", "LOG_DIR_ENV"]
 
 #: set to 1 to print the traceback as well (for developers)
 TRACEBACK_ENV = "DEBLUR_TRACEBACK"
@@ -75,7 +75,8 @@ def save_traceback(prog: str, exc: BaseException, argv: Sequence[str] | None = N
         return None
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or a device (CUDA, MPS) that says it ran out of memory."""
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
@@ -83,7 +84,7 @@ def internal_error(prog: str, exc: BaseException, argv: Sequence[str] | None = N
     """Report an unexpected exception in plain words on stderr; returns exit status 1.
 
     Running out of memory is not a bug: it gets advice instead of a report."""
-    if _is_out_of_memory(exc):
+    if is_out_of_memory(exc):
         print(f"{prog}: error: there was not enough memory for this run; try a smaller --tile, "
               "fewer regions, or another device. No partial file was left.", file=sys.stderr)
         return 1

@@ -63,8 +63,10 @@ class RunOutput:
 
 def plain_error(exc: BaseException) -> str:
     """One short sentence for a biologist; the traceback goes to the Details box."""
+    from core.crash_report import is_out_of_memory
+
     text = str(exc).strip() or exc.__class__.__name__
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+    if is_out_of_memory(exc):
         return ("There was not enough memory for this run. Try a smaller tile size, fewer regions, "
                 "or the CPU.")
     if isinstance(exc, (ValueError, OSError, KeyError)):

@@ -166,3 +166,14 @@ def test_comi_with_eight_views_runs_from_the_settings_box(window, small_tif, qtb
     original, restored = window.state.image.data, result.image.data
     assert not np.array_equal(restored[40:90, 40:90], original[40:90, 40:90])
     np.testing.assert_array_equal(restored[:30], original[:30])
+
+
+def test_running_out_of_memory_reads_as_advice_on_every_device():
+    """The app's message for a failed run: memory trouble (host or GPU) is advice, anything
+    else names the problem; neither is a traceback."""
+    from deblur_gui.worker import plain_error
+
+    for exc in (MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")):
+        assert plain_error(exc).startswith("There was not enough memory for this run")
+    assert plain_error(RuntimeError("shapes differ")) == (
+        "The restoration stopped because of an unexpected problem: shapes differ")
