@@ -80,13 +80,17 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
-def internal_error(prog: str, exc: BaseException, argv: Sequence[str] | None = None) -> int:
+def internal_error(prog: str, exc: BaseException, argv: Sequence[str] | None = None, *,
+                   kept: str = "no partial file was left",
+                   memory_advice: str = "try a smaller --tile, fewer regions, or another device") -> int:
     """Report an unexpected exception in plain words on stderr; returns exit status 1.
+    `kept` says what the user still has (training: its saved checkpoints), `memory_advice`
+    what to change when memory ran out.
 
     Running out of memory is not a bug: it gets advice instead of a report."""
     if is_out_of_memory(exc):
-        print(f"{prog}: error: there was not enough memory for this run; try a smaller --tile, "
-              "fewer regions, or another device. No partial file was left.", file=sys.stderr)
+        print(f"{prog}: error: there was not enough memory for this run; {memory_advice}; {kept}.",
+              file=sys.stderr)
         return 1
     report = save_traceback(prog, exc, argv)
     where = (f"The details are in {report}; please attach that file to a bug report."
@@ -94,7 +98,7 @@ def internal_error(prog: str, exc: BaseException, argv: Sequence[str] | None = N
                             f"{TRACEBACK_ENV}=1 to see them.")
     summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     print(f"{prog}: internal error ({type(exc).__name__}{': ' + summary if summary else ''}). "
-          f"This is a fault in {prog}, not a problem with your data; no partial file was left. "
+          f"This is a fault in {prog}, not a problem with your data; {kept}. "
           f"{where}", file=sys.stderr)
     if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

@@ -81,6 +81,7 @@ def test_a_fault_in_training_is_one_plain_line_and_a_report(tmp_path: Path, caps
     lines = err.strip().splitlines()
     assert rc == 1 and len(lines) == 1 and "Traceback" not in err
     assert "deblur-train: internal error (RuntimeError: shapes do not match)" in lines[0]
+    assert "checkpoints saved so far are complete" in lines[0]
     report = Path(lines[0].split("The details are in ")[1].split("; please")[0])
     assert "shapes do not match" in report.read_text() and "--config tiny" in report.read_text()
 

@@ -473,7 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: stopped", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one plain line, the traceback in a report
-        return internal_error(PROG, exc, argv)
+        return internal_error(PROG, exc, argv,
+                              kept="the checkpoints saved so far are complete (continue with --resume)",
+                              memory_advice="try a smaller --batch-size or --patch")
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
