@@ -1,9 +1,10 @@
 """What a command does with an error nobody planned for.
 
 A biologist should not have to read a stack trace, and a developer should not have to ask for
-one: the user gets one plain line that says it is a bug (not their data), that no partial file
-was left (every output is written atomically), and where the details were saved; the traceback
-goes to a log file they can attach to a bug report. ``DEBLUR_TRACEBACK=1`` also prints it.
+one: the user gets one plain line that says it is a bug (not their data), what they still have
+(no partial file: every output is written atomically; training: its saved checkpoints), and
+where the details were saved; the traceback goes to a report they can attach to a bug report.
+``DEBLUR_TRACEBACK=1`` also prints it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 from core import __version__
 from core.io import atomic_write
 
-__all__ = ["log_dir", "save_traceback", "internal_error", "is_out_of_memory", "TRACEBACK_ENV", "LOG_DIR_ENV"]
+__all__ = ["log_dir", "save_traceback", "internal_error", "is_out_of_memory", "TRACEBACK_ENV",
+           "LOG_DIR_ENV"]
 
 #: set to 1 to print the traceback as well (for developers)
 TRACEBACK_ENV = "DEBLUR_TRACEBACK"

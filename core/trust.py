@@ -60,6 +60,12 @@ def noise_sigma(x: np.ndarray, mask: np.ndarray) -> float:
     d = np.concatenate([dx, dy])
     if d.size < 16:
         return float("nan")
+    return _difference_sigma(d)
+
+
+def _difference_sigma(d: np.ndarray) -> float:
+    """The noise std behind neighbour differences `d` (robust: 1.4826 x their median absolute
+    deviation is the differences' std, sqrt(2) x the pixels')."""
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
@@ -75,18 +81,19 @@ def noise_model(x: np.ndarray, mask: np.ndarray, bins: int = 8) -> tuple[float, 
              (np.diff(x, axis=0), (level[1:, :] + level[:-1, :]) / 2, mask[1:, :] & mask[:-1, :])]
     d = np.concatenate([a[m] for a, _, m in pairs])
     v = np.concatenate([b[m] for _, b, m in pairs])
-    flat = noise_sigma(x, mask)
-    if d.size < 16 * bins or not np.isfinite(flat):
-        return 0.0, float(flat) ** 2 if np.isfinite(flat) else 0.0
+    flat = _difference_sigma(d) if d.size >= 16 else float("nan")   # = noise_sigma(x, mask)
+    if not np.isfinite(flat):
+        return 0.0, 0.0
+    if d.size < 16 * bins:
+        return 0.0, flat ** 2
     edges = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)))
     means, variances, counts = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = (v >= lo) & (v <= hi)
         if sel.sum() < 16:
             continue
-        di = d[sel]
         means.append(float(v[sel].mean()))
-        variances.append(float((1.4826 * np.median(np.abs(di - np.median(di)))) ** 2 / 2.0))
+        variances.append(_difference_sigma(d[sel]) ** 2)
         counts.append(float(sel.sum()))
     if len(means) < 3 or np.ptp(means) < 1e-3:
         return 0.0, flat ** 2

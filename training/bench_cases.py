@@ -17,8 +17,9 @@ from core.psf import Optics, defocus_for_radius, defocus_psf
 from core.roi import Ellipse, RoiSet, roi_mask
 from training.real_splits import BENCH_SIZE, REAL_SCALES, VAL_SOURCES, bench_planes, split_of
 
-__all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "make_train_cases", "split_of",
-           "VAL_SOURCES", "REAL_BLURS", "REAL_SCALES", "BENCH_RADII", "BENCH_SEED_BASE", "EMPTY_LEVELS"]
+__all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "make_train_cases",
+           "split_of", "VAL_SOURCES", "REAL_BLURS", "TRAIN_BLURS", "REAL_SCALES", "BENCH_RADII",
+           "BENCH_SEED_BASE", "EMPTY_LEVELS"]
 
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
 BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
