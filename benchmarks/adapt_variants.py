@@ -5,6 +5,10 @@ model.
 
     python benchmarks/adapt_variants.py --real-cache ~/.cache/deblur-real --steps 150 \
         --variant default --variant no_blur_share=0.05 --out runs/adapt_variants.json
+
+`--split train` uses the cases cut from the real pool's TRAINING planes instead
+(`training.bench_cases.make_train_cases`: about 80, at finer blur steps), for rules that need
+more cases than validation holds; validation then checks them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from core.adaptation import AdaptSettings
 from core.models.registry import get_entry
 from training.bench import run_quality
-from training.bench_cases import make_cases, make_real_cases
+from training.bench_cases import make_cases, make_real_cases, make_train_cases
 from training.bench_checks import summarise_checks
 
 
@@ -40,8 +44,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--variant", action="append", default=[])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--split", choices=("val", "train"), default="val")
     args = ap.parse_args()
-    cases = make_cases(args.synthetic, 256, 0, None, False) + make_real_cases("val", args.real_cache)
+    real = (make_train_cases(args.real_cache) if args.split == "train"
+            else make_real_cases("val", args.real_cache))
+    cases = make_cases(args.synthetic, 256, 0, None, False) + real
     results = {}
     for text in args.variant or ["default"]:
         rows = run_quality(cases, [get_entry("comi")], adapt=_variant(text, args.steps),

@@ -92,7 +92,7 @@ class Adapted:
         """One line for a status bar or the terminal."""
         lo, hi = self.blur_range_px
         head = (f"learned from {self.in_focus_share:.0%} of {self.image_name} (its in-focus "
-                f"areas) for {self.seconds:.0f} s, {self.steps} steps, blur {lo:.1f}-{hi:.1f} px")
+                f"areas) for {self.seconds:.0f} s, {self.steps} step{'s' if self.steps != 1 else ''}, blur {lo:.1f}-{hi:.1f} px")
         if self.kept_original and self.extra.get("kept_because") == "alters sharp areas":
             return (f"{head}; it changed in-focus areas it did not train on more than the "
                     "shipped model does, so the shipped model is used")

@@ -14,9 +14,9 @@ from PySide6 import QtCore, QtWidgets
 
 from deblur_gui.settings import Settings
 from core.models.plain import kind_words
-from core.models.spec import AUTO
 from core.roi import work_megapixels
 from deblur_gui.model_card import ModelCard
+from deblur_gui.param_widgets import param_editor, param_value, set_param_value
 from deblur_gui.state import AppState, format_duration
 
 __all__ = ["ModelPanel"]
@@ -209,9 +209,8 @@ class ModelPanel(QtWidgets.QWidget):
         saved = self.settings.model_params(entry.name)
         for key, p in entry.params.items():
             value = saved.get(key, p.default)
-            widget = self._editor(p, value)
+            widget = param_editor(p, value, self._on_param)
             label = p.label or key.replace("_", " ").capitalize()
-            widget.setToolTip(p.help[:1].upper() + p.help[1:] if p.help else "")
             self.param_widgets[key] = widget
             self.params_form.addRow(label, widget)
         if entry.kind == "diffusion":
@@ -235,76 +234,12 @@ class ModelPanel(QtWidgets.QWidget):
             self.seed_box = self.sample_again_btn = None
         self.params_box.setVisible(bool(entry.params) or entry.kind == "diffusion")
 
-    def _editor(self, p: Any, value: Any) -> QtWidgets.QWidget:
-        """A widget for one registry Param: choices -> combo, bool -> check, int/float -> spin."""
-        if p.choices:
-            w = QtWidgets.QComboBox()
-            for c in p.choices:
-                w.addItem(str(c), c)
-            w.setCurrentIndex(max(0, w.findData(value)))
-            w.currentIndexChanged.connect(self._on_param)
-            return w
-        if p.type is bool:
-            w = QtWidgets.QCheckBox()
-            w.setChecked(bool(value))
-            w.toggled.connect(self._on_param)
-            return w
-        if p.type is int:
-            w = QtWidgets.QSpinBox()
-            w.setRange(int(p.min) if p.min is not None else -10**9, int(p.max) if p.max is not None else 10**9)
-            try:
-                w.setValue(int(value))
-            except (TypeError, ValueError):
-                w.setValue(int(p.default))
-            w.valueChanged.connect(self._on_param)
-            return w
-        if p.type is float:
-            w = QtWidgets.QDoubleSpinBox()
-            w.setDecimals(2)
-            w.setRange(float(p.min) if p.min is not None else -1e9, float(p.max) if p.max is not None else 1e9)
-            w.setSingleStep(0.5)
-            if p.auto:   # one step below the smallest value reads "auto": measured on the image
-                w.setMinimum(w.minimum() - 0.5)
-                w.setSpecialValueText("auto (measured)")
-                w.setToolTip(p.help)
-            try:
-                w.setValue(w.minimum() if value == AUTO else float(value))
-            except (TypeError, ValueError):
-                w.setValue(w.minimum() if p.default == AUTO else float(p.default))
-            w.valueChanged.connect(self._on_param)
-            return w
-        w = QtWidgets.QLineEdit(str(value))
-        w.editingFinished.connect(self._on_param)
-        return w
-
     def current_params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, w in self.param_widgets.items():
-            if isinstance(w, QtWidgets.QComboBox):
-                out[key] = w.currentData()
-            elif isinstance(w, QtWidgets.QCheckBox):
-                out[key] = w.isChecked()
-            elif isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
-                auto = w.specialValueText() and w.value() == w.minimum()
-                out[key] = AUTO if auto else w.value()
-            else:
-                out[key] = w.text()
-        return out
+        return {key: param_value(w) for key, w in self.param_widgets.items()}
 
     def set_param(self, key: str, value: Any) -> None:
         """Set one model setting as if the user had typed it (scripted starts and tests)."""
-        w = self.param_widgets[key]
-        if isinstance(w, QtWidgets.QComboBox):
-            w.setCurrentIndex(w.findData(value))
-        elif isinstance(w, QtWidgets.QCheckBox):
-            w.setChecked(bool(value))
-        elif isinstance(w, QtWidgets.QSpinBox):
-            w.setValue(int(value))
-        elif isinstance(w, QtWidgets.QDoubleSpinBox):
-            w.setValue(w.minimum() if value == AUTO else float(value))
-        else:
-            w.setText(str(value))
-            self._on_param()
+        set_param_value(self.param_widgets[key], value)
 
     def _on_param(self, *args: Any) -> None:
         params = self.current_params()

@@ -116,7 +116,12 @@ def describe_params(model: str, params: dict[str, Any]) -> str:
         label = specs[key].label if key in specs and specs[key].label else key.replace("_", " ")
         return label.split(" (")[0].lower()
 
-    return ", ".join(f"{name(k)} {_fmt(v)}" for k, v in params.items())
+    def value(key: str, v: Any) -> str:
+        off = specs[key].off if key in specs else None
+        return "off" if off is not None and v == off else _fmt(v)
+
+    return ", ".join(f"{name(k).removesuffix(' above') if value(k, v) == 'off' else name(k)} "
+                     f"{value(k, v)}" for k, v in params.items())
 
 
 def _fmt(v: Any) -> str:

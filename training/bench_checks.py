@@ -57,7 +57,8 @@ def check_row(case: BenchCase, out: np.ndarray) -> dict[str, Any]:
     report = region_checks(case.blurred, out, case.rois)[0]
     est = report.estimate.radius_px
     true = float(case.radius_px)
-    return {"radius_estimate_px": est,
+    return {"radius_estimate_px": est, "estimate_confidence": report.estimate.confidence,
+            "estimate_range_px": [report.estimate.low_px, report.estimate.high_px],
             "estimate_rel_error": (abs(est - true) / true if est is not None and true > 0
                                    else None),
             "verdict": report.check.verdict,

@@ -104,7 +104,7 @@ def brightness_param(default: float) -> Param:
     """The "Keep brightness" setting (`NetworkRestorer`'s ``brightness_px``)."""
     return Param(float(default), float, "keep the input's brightness at scales above this many "
                  "px (defocus spreads light, it does not add or remove it); 0 = off",
-                 label="Keep brightness above (px)", min=0.0, max=32.0)
+                 label="Keep brightness above (px)", min=0.0, max=32.0, off=0.0)
 
 
 def gan_model(name: str, *, display_name: str, order: int, summary: str, card_notes: str,

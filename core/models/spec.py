@@ -36,6 +36,7 @@ class Param:
     max: float | None = None
     choices: tuple | None = None
     auto: bool = False       # the value may also be "auto": the model measures it on the image
+    off: Any = None          # the value that turns the setting off: shown as "off", not a number
 
     def check(self, name: str, value: Any) -> Any:
         """Convert and range-check a value, with a message a user understands."""

@@ -17,7 +17,8 @@ from qtpy import QtCore, QtWidgets
 
 from core.defaults import DEFAULT_FEATHER, DEFAULT_OVERLAP, DEFAULT_TILE
 from core.models.registry import check_params, default_model_name, get_entry, list_entries
-from core.models.spec import AUTO, ModelEntry, Param
+from core.models.spec import ModelEntry
+from deblur_gui.param_widgets import param_editor, param_value
 from deblur_gui.napari_plugin.layers import FEATHER_KEY, LayerError, image_array, layer_rois, result_kwargs
 
 __all__ = ["DeblurWidget", "WHOLE_IMAGE"]
@@ -43,42 +44,6 @@ class _Progress(QtCore.QObject):
     """Carries the engine's progress from the worker thread to the progress bar."""
 
     changed = QtCore.Signal(int, int)
-
-
-def _param_widget(p: Param) -> QtWidgets.QWidget:
-    if p.choices:
-        w = QtWidgets.QComboBox()
-        w.addItems([str(c) for c in p.choices])
-        w.setCurrentText(str(p.default))
-    elif p.type is bool:
-        w = QtWidgets.QCheckBox()
-        w.setChecked(bool(p.default))
-    elif p.type is int:
-        w = QtWidgets.QSpinBox()
-        w.setRange(int(p.min if p.min is not None else -10**6), int(p.max if p.max is not None else 10**6))
-        w.setValue(int(p.default))
-    elif p.type is float:
-        w = QtWidgets.QDoubleSpinBox()
-        w.setDecimals(2)
-        w.setRange(float(p.min if p.min is not None else -1e6), float(p.max if p.max is not None else 1e6))
-        if p.auto:       # one step below the smallest value reads "auto": measured on the image
-            w.setMinimum(w.minimum() - 0.5)
-            w.setSpecialValueText("auto (measured)")
-        w.setValue(w.minimum() if p.default == AUTO else float(p.default))
-    else:
-        w = QtWidgets.QLineEdit(str(p.default))
-    w.setToolTip(p.help)
-    return w
-
-
-def _param_value(w: QtWidgets.QWidget) -> Any:
-    if isinstance(w, QtWidgets.QComboBox):
-        return w.currentText()
-    if isinstance(w, QtWidgets.QCheckBox):
-        return w.isChecked()
-    if isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
-        return AUTO if w.specialValueText() and w.value() == w.minimum() else w.value()
-    return w.text()
 
 
 class DeblurWidget(QtWidgets.QWidget):
@@ -192,7 +157,7 @@ class DeblurWidget(QtWidgets.QWidget):
             return
         self.model_combo.setToolTip(entry.summary)
         for name, p in entry.params.items():
-            w = _param_widget(p)
+            w = param_editor(p, p.default, qt=QtWidgets)
             self.param_widgets[name] = w
             self.params_form.addRow(p.label or name.replace("_", " ").capitalize(), w)
         self.seed.setEnabled(entry.kind == "diffusion")
@@ -200,7 +165,7 @@ class DeblurWidget(QtWidgets.QWidget):
     def settings(self) -> dict:
         """The chosen model's settings, checked by the registry (ValueError in plain words)."""
         entry = get_entry(self.model_combo.currentData())
-        return check_params(entry, {k: _param_value(w) for k, w in self.param_widgets.items()})
+        return check_params(entry, {k: param_value(w) for k, w in self.param_widgets.items()})
 
     # ------------------------------------------------------------------ actions
 

@@ -105,3 +105,17 @@ def test_cancel_stops_the_run_and_adds_no_layer(viewer_and_widget, qtbot):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     assert widget.last_result is None and "Cancelled" in widget.status.text()
     assert [layer.name for layer in viewer.layers] == ["cells"]
+
+
+def test_model_settings_use_the_apps_editors(viewer_and_widget):
+    """The same editors as the app: Keep brightness reads "off" at 0 and gives 0, not auto."""
+    from deblur_gui.param_widgets import set_param_value
+
+    _, widget = viewer_and_widget
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("cyclegan"))
+    assert widget.settings()["brightness_px"] == 8.0
+    box = widget.param_widgets["brightness_px"]
+    set_param_value(box, 0.0)
+    assert box.text() == "off" and widget.settings()["brightness_px"] == 0.0
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("richardson-lucy"))
+    assert widget.settings()["psf_radius"] == "auto"
