@@ -57,12 +57,19 @@ class AdaptSettings:
                                       # (0.3 chosen on validation: a smaller held-out gain was
                                       # no gain inside the regions)
     sharp_tolerance_db: float = 1.0   # how much more it may change held-out sharp crops
+    min_blur_px: float = 6.0          # regions measured less blurred than this (or not measured)
+                                      # are left to the shipped model: on the 84 training-split
+                                      # tuning cases adapting to blur read under 6 px lost up to
+                                      # 1.4 dB (7 cases below -0.3 dB), above it none (chosen
+                                      # there, checked on validation: docs/BENCHMARKS.md)
 
     def __post_init__(self) -> None:
         if self.steps is None and not self.seconds > 0:
             raise ValueError("the adaptation time must be more than 0 seconds")
         if self.steps is not None and self.steps < 1:
             raise ValueError("the number of adaptation steps must be at least 1")
+        if self.min_blur_px < 0:
+            raise ValueError("the smallest blur to learn for cannot be negative")
         if self.noise not in ("in_focus", "regions"):
             raise ValueError(f"unknown noise source {self.noise!r} (in_focus or regions)")
 

@@ -61,9 +61,10 @@ class AdaptBox(QtWidgets.QWidget):
     save_requested = QtCore.Signal()
     HELP = ("Fine-tune the model on the in-focus parts of this image (outside the marked "
             "regions), blurred the way the regions are blurred, then restore with it. The "
-            "original image is not changed. On our test images it helped some mild and moderate "
-            "blurs (up to +1 dB) but was no better than the shipped COMI on average: compare "
-            "with the plain result before you keep it.")
+            "original image is not changed. It learns only for regions blurred by 6 px or more "
+            "(on milder blur it made results worse in our tests), and on our test images it was "
+            "no better than the shipped COMI on average: compare with the plain result before "
+            "you keep it.")
 
     def __init__(self, state: AppState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)

@@ -53,17 +53,30 @@ MIN_PATCH = 48
 HELD_OUT_CROPS = 32
 
 
-def blur_range(plane: np.ndarray, rois: RoiSet) -> tuple[float, float] | None:
+def blur_range(plane: np.ndarray, rois: RoiSet, image_name: str = "the image",
+               min_blur_px: float = 0.0) -> tuple[float, float]:
     """The radii to simulate: from a little under the smallest region's lower bound to a
     little over the largest one's upper bound (defocus varies inside a region). Regions that
-    already look sharp have no blur to learn; None when every measured region looks sharp."""
+    already look sharp have no blur to learn. AdaptError when no region is blurred enough to
+    learn for: all look sharp, or (with `min_blur_px`) the most blurred one measures less than
+    that or could not be measured."""
     lows, highs = [], []
     estimates = [e for e in estimate_regions(plane, rois) if e.radius_px is not None]
     if estimates and all(e.looks_sharp for e in estimates):
-        return None
-    for est in estimates:
-        if est.looks_sharp:
-            continue
+        raise AdaptError(f"the marked regions of {image_name} already look as sharp as its "
+                         "in-focus areas: there is no blur to learn to remove")
+    blurred = [e for e in estimates if not e.looks_sharp]
+    if min_blur_px > 0:
+        if not blurred:
+            raise AdaptError(f"the blur of the marked regions of {image_name} could not be "
+                             "measured, so there is nothing sure to learn from")
+        most = max(e.radius_px for e in blurred)
+        if most < min_blur_px:
+            raise AdaptError(f"the marked regions of {image_name} are only slightly out of focus "
+                             f"(about {most:.0f} px); learning from the image is for blur of "
+                             f"{min_blur_px:g} px or more (on milder blur it made results worse "
+                             "in our tests)")
+    for est in blurred:
         lows.append(est.low_px if est.low_px is not None else est.radius_px)
         highs.append(est.high_px if est.high_px is not None else est.radius_px)
     if not lows:
@@ -291,10 +304,7 @@ def adapt(planes: list[np.ndarray], rois: RoiSet | None, *, model: str, weights:
         raise AdaptError(f"too little of {image_name} is in focus outside the regions to learn "
                          f"from ({area:.0%} of the image; it needs several {MIN_PATCH} x "
                          f"{MIN_PATCH} px areas)")
-    radii = blur_range(norm[0], rois)
-    if radii is None:
-        raise AdaptError(f"the marked regions of {image_name} already look as sharp as its "
-                         "in-focus areas: there is no blur to learn to remove")
+    radii = blur_range(norm[0], rois, image_name, s.min_blur_px)
     keep_tr = [i for i, c in enumerate(train) if len(c)]
     keep_ho = [i for i, c in enumerate(held) if len(c)]
     dev = pick_device(device)

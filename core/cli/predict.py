@@ -57,6 +57,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="how long to learn, in seconds")
     ad.add_argument("--adapt-steps", type=int, default=None, metavar="N",
                     help="learn for exactly N steps instead (reproducible on one machine)")
+    ad.add_argument("--adapt-min-blur", type=float, default=AdaptSettings.min_blur_px,
+                    metavar="PX", help="learn only when a region measures at least this blurred "
+                                       "(on milder blur learning made results worse in our tests; "
+                                       "0: always)")
     ad.add_argument("--adapt-on", default=None, metavar="FILE",
                     help="learn once, from FILE (with the same --roi/--auto-roi), and restore "
                          "every input with the result")
@@ -248,7 +252,8 @@ def _adapt_settings(args: argparse.Namespace, many: bool) -> AdaptSettings | Non
     if args.save_adapted and Path(args.save_adapted).exists() and not args.overwrite:
         raise UserError(f"{args.save_adapted} already exists (use --overwrite to replace it)")
     try:
-        return AdaptSettings(seconds=args.adapt_seconds, steps=args.adapt_steps, seed=args.seed)
+        return AdaptSettings(seconds=args.adapt_seconds, steps=args.adapt_steps, seed=args.seed,
+                             min_blur_px=args.adapt_min_blur)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
