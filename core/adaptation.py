@@ -98,8 +98,9 @@ class Adapted:
     def words(self) -> str:
         """One line for a status bar or the terminal."""
         lo, hi = self.blur_range_px
+        steps = f"{self.steps} step" + ("s" if self.steps != 1 else "")
         head = (f"learned from {self.in_focus_share:.0%} of {self.image_name} (its in-focus "
-                f"areas) for {self.seconds:.0f} s, {self.steps} step{'s' if self.steps != 1 else ''}, blur {lo:.1f}-{hi:.1f} px")
+                f"areas) for {self.seconds:.0f} s, {steps}, blur {lo:.1f}-{hi:.1f} px")
         if self.kept_original and self.extra.get("kept_because") == "alters sharp areas":
             return (f"{head}; it changed in-focus areas it did not train on more than the "
                     "shipped model does, so the shipped model is used")

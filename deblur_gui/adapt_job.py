@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtWidgets
 from deblur_gui.state import AppState
 from deblur_gui.worker import CancellableJob
 
-__all__ = ["AdaptRequest", "AdaptJob", "AdaptBox"]
+__all__ = ["AdaptRequest", "AdaptJob", "AdaptBox", "Declined"]
 
 
 @dataclass
@@ -34,21 +34,33 @@ class AdaptRequest:
     seed: int = 0
 
 
+@dataclass
+class Declined:
+    """Learning did not start because this image offers nothing sure to learn (the regions look
+    sharp or are only slightly blurred, too little is in focus): not an error, the shipped model
+    restores. `reason` says why in plain words."""
+
+    reason: str
+
+
 class AdaptJob(CancellableJob):
-    """One adaptation. Signals: progress(done_s, total_s), finished_ok(Adapted), failed,
-    cancelled (`CancellableJob`); a cancel stops after the training step in progress."""
+    """One adaptation. Signals: progress(done_s, total_s), finished_ok(Adapted or Declined),
+    failed, cancelled (`CancellableJob`); a cancel stops after the training step in progress."""
 
     progress = QtCore.Signal(float, float)
 
     def _run(self) -> Any:
-        from core.adaptation import AdaptSettings, adapt
+        from core.adaptation import AdaptError, AdaptSettings, adapt
 
         req = self.request
-        return adapt(req.image, req.rois, model=req.model, weights=req.weights,
-                     settings=AdaptSettings(seconds=req.seconds, seed=req.seed),
-                     image_name=req.image_name, device=req.device,
-                     progress=lambda d, t: self.progress.emit(float(d), float(t)),
-                     cancel=self.cancel_event)
+        try:
+            return adapt(req.image, req.rois, model=req.model, weights=req.weights,
+                         settings=AdaptSettings(seconds=req.seconds, seed=req.seed),
+                         image_name=req.image_name, device=req.device,
+                         progress=lambda d, t: self.progress.emit(float(d), float(t)),
+                         cancel=self.cancel_event)
+        except AdaptError as exc:
+            return Declined(str(exc))
 
 
 class AdaptBox(QtWidgets.QWidget):
@@ -93,13 +105,24 @@ class AdaptBox(QtWidgets.QWidget):
         row2.addWidget(self.save_btn)
         row2.addWidget(self.forget_btn)
         lay.addLayout(row2)
+        self.note = ""               # why the last try did not learn (until something changes)
         self.button.clicked.connect(lambda: self.adapt_requested.emit(float(self.seconds.value())))
         self.save_btn.clicked.connect(self.save_requested)
         self.forget_btn.clicked.connect(lambda: self.state.set_adapted(None))
         for sig in (state.image_changed, state.rois_changed, state.model_changed,
                     state.adapted_changed):
-            sig.connect(self.refresh)
+            sig.connect(self._changed)
         state.busy_changed.connect(lambda busy: self.refresh())
+        self.refresh()
+
+    def show_declined(self, reason: str) -> None:
+        """Say under the button why nothing was learned (until the image, regions or model
+        change)."""
+        self.note = f"Not learned: {reason}. Restore uses the shipped model."
+        self.refresh()
+
+    def _changed(self, *args: object) -> None:
+        self.note = ""
         self.refresh()
 
     def can_adapt(self) -> tuple[bool, str]:
@@ -132,7 +155,7 @@ class AdaptBox(QtWidgets.QWidget):
         self.save_btn.setEnabled(not self.state.busy)
         self.forget_btn.setEnabled(not self.state.busy)
         if adapted is None:
-            self.status.setText("")
+            self.status.setText(self.note)
         elif adapted.kept_original:
             self.status.setText(f"Learning from {adapted.image_name} did not help on its sharp "
                                 "areas it did not train on: the shipped model is used.")

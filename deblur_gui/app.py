@@ -204,7 +204,7 @@ class ScriptedStart:
 
     def _after_adapt(self, outcome: str) -> None:
         self.window.run_finished.disconnect(self._after_adapt)
-        if outcome != "adapted":
+        if outcome not in ("adapted", "declined"):     # declined: the shipped model restores
             self.fail(f"learning from the image {outcome}: {self.window.last_error_text}")
         self._run_or_finish()
 

@@ -58,7 +58,8 @@ class _PanelLogHandler(logging.Handler):
 class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
     """deblur's window. Public methods are what menus, scripted starts and tests call.
 
-    Signals: run_finished(outcome) with outcome "done", "failed" or "cancelled".
+    Signals: run_finished(outcome) with outcome "done", "failed" or "cancelled" (after
+    learning from the image: "adapted" or "declined").
     """
 
     run_finished = QtCore.Signal(str)
@@ -196,6 +197,7 @@ class MainWindow(FileIO, WindowActions, QtWidgets.QMainWindow):
         self.runner.result_ready.connect(self._show_result)
         self.runner.finished.connect(self.run_finished)
         self.adapt_box.adapt_requested.connect(self.runner.start_adapt)
+        self.runner.adapt_declined.connect(self.adapt_box.show_declined)
         self.progress = self.runner.progress
         for w in self.runner.widgets():
             sb.addPermanentWidget(w)

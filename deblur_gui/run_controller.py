@@ -55,8 +55,10 @@ class RunController(QtCore.QObject):
     show_error : shows a message (and details on demand) to the user.
     """
 
-    finished = QtCore.Signal(str)          # "done", "failed" or "cancelled"
+    finished = QtCore.Signal(str)          # "done", "failed", "cancelled", or after learning
+                                           # from the image "adapted" or "declined"
     result_ready = QtCore.Signal(object)   # the state's new Result
+    adapt_declined = QtCore.Signal(str)    # why learning from the image did not start
 
     def __init__(self, state: AppState, settings: Settings, model_panel: ModelPanel,
                  show_status: Callable[[str, int], None], show_error: Callable[[str, str], None],
@@ -178,7 +180,16 @@ class RunController(QtCore.QObject):
         self.eta.setText(f"about {format_duration(max(0.0, total - done))} left")
 
     def _on_adapted(self, adapted) -> None:
+        from deblur_gui.adapt_job import Declined
+
         self._finish()
+        if isinstance(adapted, Declined):
+            log.info("Not learned from the image: %s; Restore uses the shipped model",
+                     adapted.reason)
+            self.show_status("Not learned from this image: the shipped model is used.", 10000)
+            self.adapt_declined.emit(adapted.reason)
+            self.finished.emit("declined")
+            return
         self.state.set_adapted(adapted)
         log.info("%s", adapted.words()[:1].upper() + adapted.words()[1:])
         self.show_status("Learned from the image: Restore now uses the adapted model."

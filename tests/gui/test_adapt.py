@@ -109,3 +109,34 @@ def test_scripted_start_learns_then_restores(window, field_tif, qtbot, quick_ada
     qtbot.waitUntil(lambda: script.done, timeout=120000)
     assert statuses == [0]
     assert "adapted to field.tif" in window.state.result().label
+
+
+def test_a_mildly_blurred_region_is_not_learned_for_and_says_why(window, tmp_path, qtbot):
+    """Learning declines for mild blur (as deblur predict does): no error box, the reason under
+    the button until the regions change, the shipped model restores; a scripted --adapt --run
+    goes on to restore."""
+    from deblur_gui.app import ScriptedStart, build_parser
+    from tests.test_adaptation import _mild_field
+
+    src = write_image(tmp_path / "mild.tif", Image(_mild_field(), "YX"))
+    window.open_file(src)
+    window.select_model("comi")
+    window.state.add_roi(Rect(80, 80, 96, 96))
+    with qtbot.waitSignal(window.run_finished, timeout=120000) as done:
+        window.adapt_box.button.click()
+    assert done.args == ["declined"] and window.state.adapted is None
+    note = window.adapt_box.status.text()
+    assert "Not learned" in note and "about 3 px" in note and "shipped model" in note
+    assert window.adapt_box.status.isVisibleTo(window)
+    window.state.add_roi(Rect(10, 10, 40, 40))
+    assert window.adapt_box.status.text() == ""
+    window.state.clear_rois()
+    roi = tmp_path / "r.roi.json"
+    roi.write_text('{"rois": [{"type": "rect", "x": 80, "y": 80, "w": 96, "h": 96}]}')
+    statuses = []
+    args = build_parser().parse_args([str(src), "--roi", str(roi), "--model", "comi",
+                                      "--adapt", "20", "--run", "--quit"])
+    script = ScriptedStart(window, args, on_done=statuses.append)
+    script.start()
+    qtbot.waitUntil(lambda: script.done, timeout=120000)
+    assert statuses == [0] and "adapted" not in window.state.result().label
