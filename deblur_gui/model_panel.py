@@ -209,7 +209,7 @@ class ModelPanel(QtWidgets.QWidget):
         saved = self.settings.model_params(entry.name)
         for key, p in entry.params.items():
             value = saved.get(key, p.default)
-            widget = param_editor(p, value, self._on_param)
+            widget = param_editor(p, value, self._on_param, qt=QtWidgets)
             label = p.label or key.replace("_", " ").capitalize()
             self.param_widgets[key] = widget
             self.params_form.addRow(label, widget)

@@ -5,8 +5,9 @@ A setting that may be measured on the image (`Param.auto`) reads "auto (measured
 below its smallest number; one whose smallest value turns it off (`Param.off`) reads "off"
 there, so nobody has to know that 0 px means "not used".
 
-The napari plugin runs under whichever Qt binding napari uses (qtpy), the app under PySide6:
-`param_editor` takes the binding's QtWidgets module, and the readers go by Qt class name.
+The napari plugin runs under whichever Qt binding napari uses (qtpy), the app under PySide6,
+so this module imports no binding (nor any other app module): `param_editor` is given the
+binding's QtWidgets module, and the readers go by Qt class name (tests/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ OFF_TEXT = "off"
 
 
 def param_editor(p: Param, value: Any, on_change: Callable[..., None] | None = None, *,
-                 qt: Any = None) -> Any:
+                 qt: Any) -> Any:
     """A widget showing `value` of setting `p`; `on_change` is called when the user edits it.
-    `qt`: the QtWidgets module of the binding in use (PySide6's by default)."""
-    if qt is None:
-        from PySide6 import QtWidgets as qt
+    `qt`: the QtWidgets module of the binding in use."""
     QtWidgets = qt
     if p.choices:
         w = QtWidgets.QComboBox()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6 import QtWidgets
+
 from core.models.registry import get_entry
 from core.models.spec import AUTO
 from deblur_gui.param_widgets import param_editor, param_value, set_param_value
@@ -10,7 +12,7 @@ from deblur_gui.state import describe_params
 
 def test_a_setting_whose_smallest_value_turns_it_off_reads_off(qtbot):
     p = get_entry("cyclegan").params["brightness_px"]
-    w = param_editor(p, 8.0)
+    w = param_editor(p, 8.0, qt=QtWidgets)
     qtbot.addWidget(w)
     assert param_value(w) == 8.0 and w.text() != "off"
     set_param_value(w, 0.0)
@@ -23,12 +25,12 @@ def test_a_setting_whose_smallest_value_turns_it_off_reads_off(qtbot):
 def test_auto_settings_round_trip_and_edits_reach_the_callback(qtbot):
     p = get_entry("richardson-lucy").params["psf_radius"]
     seen = []
-    w = param_editor(p, AUTO, lambda *_: seen.append(1))
+    w = param_editor(p, AUTO, lambda *_: seen.append(1), qt=QtWidgets)
     qtbot.addWidget(w)
     assert param_value(w) == AUTO and "auto" in w.text()
     set_param_value(w, 3.0)
     assert param_value(w) == 3.0 and seen
     for name, q in get_entry("ddpm").params.items():      # every kind of setting round-trips
-        e = param_editor(q, q.default)
+        e = param_editor(q, q.default, qt=QtWidgets)
         qtbot.addWidget(e)
         assert param_value(e) == q.default, name
