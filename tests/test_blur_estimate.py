@@ -10,6 +10,7 @@ import pytest
 from core.blur_estimate import estimate_blur, estimate_regions, in_focus_reference
 from core.cli import main as deblur
 from core.engine import restore
+from core.models.classical import make_psf
 from core.metrics import psnr
 from core.models.registry import load_model
 from core.normalize import normalize, percentile_params
@@ -74,7 +75,8 @@ def test_richardson_lucy_measures_its_blur_radius_by_default(cases):
 def test_richardson_lucy_without_regions_falls_back_and_says_so():
     model = load_model("richardson-lucy", device="cpu")
     restore(np.random.default_rng(0).random((64, 64), dtype=np.float32), model, None)
-    assert "no regions marked" in model.psf_note and model.radius == 4
+    assert "no regions marked" in model.psf_note and "blur radius 3 px" in model.psf_note
+    assert model.psf.shape[0] // 2 == model.radius == make_psf(3.0).shape[0] // 2
 
 
 def test_deblur_estimate_prints_each_region(capsys):
@@ -86,3 +88,17 @@ def test_deblur_estimate_prints_each_region(capsys):
     assert rows[0]["region"] == 1 and rows[0]["radius_px"] > 2 and rows[0]["confidence"] in ("high", "medium", "low")
     assert deblur(["estimate", str(SAMPLES / "tissue_blurred.png")]) == 2
     assert "--roi" in capsys.readouterr().err
+
+
+def test_richardson_lucy_at_its_defaults_restores_rather_than_harms():
+    """The classical baseline at its defaults (measured radius, 5 iterations, a disk of 0.8x
+    the radius) brings every simulated defocus back closer to the sharp specimen; 30
+    iterations of the full disk, the old defaults, made the mildest of these 3 dB worse."""
+    from training.bench_cases import make_cases
+
+    for case in make_cases(4, 128, seed=3, include_skimage=False):
+        rng = float(case.sharp.max() - case.sharp.min())
+        out = restore(case.blurred, load_model("richardson-lucy", device="cpu"), case.rois)
+        gain = psnr(out, case.sharp, rng, mask=case.region) - psnr(case.blurred, case.sharp, rng,
+                                                                      mask=case.region)
+        assert gain > 0.3, (case.name, case.radius_px, gain)
