@@ -95,19 +95,24 @@ def test_cancelling_keeps_the_model_unchanged_and_the_window_usable(window, fiel
     assert window.adapt_box.button.isEnabled() and window.model_panel.run_btn.isEnabled()
 
 
-def test_scripted_start_learns_then_restores(window, field_tif, qtbot, quick_adapt, tmp_path):
-    """deblur-gui IMAGE --roi R --model comi --adapt S --run: the way the screenshots are made."""
+def _scripted_adapt_and_run(window, image, qtbot, tmp_path) -> list[int]:
+    """deblur-gui IMAGE --roi R --model comi --adapt 20 --run --quit; the exit statuses."""
     from deblur_gui.app import ScriptedStart, build_parser
 
     roi = tmp_path / "r.roi.json"
     roi.write_text('{"rois": [{"type": "rect", "x": 80, "y": 80, "w": 96, "h": 96}]}')
-    statuses = []
-    args = build_parser().parse_args([str(field_tif), "--roi", str(roi), "--model", "comi",
+    statuses: list[int] = []
+    args = build_parser().parse_args([str(image), "--roi", str(roi), "--model", "comi",
                                       "--adapt", "20", "--run", "--quit"])
     script = ScriptedStart(window, args, on_done=statuses.append)
     script.start()
     qtbot.waitUntil(lambda: script.done, timeout=120000)
-    assert statuses == [0]
+    return statuses
+
+
+def test_scripted_start_learns_then_restores(window, field_tif, qtbot, quick_adapt, tmp_path):
+    """deblur-gui IMAGE --roi R --model comi --adapt S --run: the way the screenshots are made."""
+    assert _scripted_adapt_and_run(window, field_tif, qtbot, tmp_path) == [0]
     assert "adapted to field.tif" in window.state.result().label
 
 
@@ -115,7 +120,6 @@ def test_a_mildly_blurred_region_is_not_learned_for_and_says_why(window, tmp_pat
     """Learning declines for mild blur (as deblur predict does): no error box, the reason under
     the button until the regions change, the shipped model restores; a scripted --adapt --run
     goes on to restore."""
-    from deblur_gui.app import ScriptedStart, build_parser
     from tests.test_adaptation import _mild_field
 
     src = write_image(tmp_path / "mild.tif", Image(_mild_field(), "YX"))
@@ -131,12 +135,5 @@ def test_a_mildly_blurred_region_is_not_learned_for_and_says_why(window, tmp_pat
     window.state.add_roi(Rect(10, 10, 40, 40))
     assert window.adapt_box.status.text() == ""
     window.state.clear_rois()
-    roi = tmp_path / "r.roi.json"
-    roi.write_text('{"rois": [{"type": "rect", "x": 80, "y": 80, "w": 96, "h": 96}]}')
-    statuses = []
-    args = build_parser().parse_args([str(src), "--roi", str(roi), "--model", "comi",
-                                      "--adapt", "20", "--run", "--quit"])
-    script = ScriptedStart(window, args, on_done=statuses.append)
-    script.start()
-    qtbot.waitUntil(lambda: script.done, timeout=120000)
-    assert statuses == [0] and "adapted" not in window.state.result().label
+    assert _scripted_adapt_and_run(window, src, qtbot, tmp_path) == [0]
+    assert "adapted" not in window.state.result().label
