@@ -76,7 +76,7 @@ def test_richardson_lucy_without_regions_falls_back_and_says_so():
     model = load_model("richardson-lucy", device="cpu")
     restore(np.random.default_rng(0).random((64, 64), dtype=np.float32), model, None)
     assert "no regions marked" in model.psf_note and "blur radius 3 px" in model.psf_note
-    assert model.psf.shape[0] // 2 == model.radius == make_psf(3.0).shape[0] // 2
+    assert model.radius == make_psf(3.0).shape[0] // 2
 
 
 def test_deblur_estimate_prints_each_region(capsys):
@@ -93,7 +93,7 @@ def test_deblur_estimate_prints_each_region(capsys):
 def test_richardson_lucy_at_its_defaults_restores_rather_than_harms():
     """The classical baseline at its defaults (measured radius, 5 iterations, a disk of 0.8x
     the radius) brings every simulated defocus back closer to the sharp specimen; 30
-    iterations of the full disk, the old defaults, made the mildest of these 3 dB worse."""
+    iterations of the full disk, the old defaults, made the mildest of these 5.6 dB worse."""
     from training.bench_cases import make_cases
 
     for case in make_cases(4, 128, seed=3, include_skimage=False):

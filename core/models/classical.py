@@ -26,8 +26,9 @@ __all__ = ["RichardsonLucy", "make_psf", "MODEL"]
 # keeps the dark background positive without changing the result's scale.
 _OFFSET = 0.1
 _EPS = 1e-6
-#: the radius used when auto cannot measure one (no regions, no in-focus area); as a fixed guess
-#: for every blurred tuning case, 2-3 px lost least (4 px, the old default: up to -11 dB)
+#: the radius used when auto cannot measure one (no regions, no in-focus area): as one fixed
+#: guess for every blurred case, 3 px lost least against the true radius on the tuning cases,
+#: validation and simulated specimens (2 and 4 px more; docs/BENCHMARKS.md)
 FALLBACK_RADIUS = 3.0
 #: the disk RL deconvolves with, as a share of the blur radius (the effective radius of
 #: `core.psf`, as `deblur estimate` reports it). A disk of the full radius over-sharpens a
