@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     card["bench_real"] = real_summary(
         real_rows, f"deblur bench --split test --real-cache CACHE --models {model}"
                    + (f" --steps {args.steps}" if args.steps else ""))
+    card["bench_real"]["settings"] = model_settings([entry], params)[model]
     cases = make_cases(args.synthetic, 256, 0, None, False)
     rows = run_quality(cases, [entry], device=args.device,
                        params=params,

@@ -116,12 +116,12 @@ class Adapted:
         import copy
 
         from core.devices import pick_device
-        from core.models.registry import check_params, get_entry
+        from core.models.registry import build_restorer, check_params, get_entry
 
         entry = get_entry(self.model)
         dev = pick_device(device)
         net = copy.deepcopy(self.network).to(dev).eval()
-        restorer = entry.build(net, self.card, dev, **check_params(entry, params))
+        restorer = build_restorer(entry, net, self.card, dev, check_params(entry, params))
         restorer.adapted = self
         return restorer
 

@@ -15,7 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core.blur_estimate import first_plane
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from core.input_match import InputMatch
 from core.io import finite_copy
 from core.normalize import cast_like, denormalize, normalize, percentile_params
 from core.roi import RoiSet, bounding_rows, roi_mask
@@ -192,8 +194,12 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     mask = None if rois is None else roi_mask(rois, (h, w))
     planes = list(np.ndindex(src.shape[:-2]))
     # a model that measures the image (Richardson-Lucy's blur radius) does it once, on the
-    # first plane, before its margin decides the regions and tiles
-    restorer.prepare(src[planes[0]], rois)
+    # first plane (an RGB one on its mean), before its margin decides the regions and tiles;
+    # so does "Match the input" (the blur of each ROI)
+    measured = first_plane(data, axes)
+    restorer.prepare(measured, rois)
+    matcher = InputMatch.measure(measured, rois, restorer.match_steps, restorer.device)
+    del measured
 
     if batch_size is None:
         from core.devices import tile_batch_size
@@ -206,6 +212,10 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
         state["done"] += n
         if progress is not None:
             progress(min(state["done"], total), total)
+        if is_cancelled():
+            raise Cancelled("cancelled by the user")
+
+    def check_cancel(_n: int) -> None:
         if is_cancelled():
             raise Cancelled("cancelled by the user")
 
@@ -233,6 +243,9 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             x = normalize(filled, params)
             del filled
             y = restorer.restore_plane(x, tilers[r_index], seed=seed + 1009 * p_index + r_index)
+            if matcher is not None:
+                y = matcher.apply(x, y, (region.y0, region.y1, region.x0, region.x1), tile=tile,
+                                  overlap=overlap, batch_size=batch_size, on_batch=check_cancel)
             del x
             m = None if mask is None else mask[region.slices]
             _blend_into(dst[idx][region.slices], sub, y, m, nonfinite, params, work)

@@ -58,9 +58,10 @@ def test_report_names_the_settings_each_model_ran_with():
 
     entries = [get_entry("comi"), get_entry("richardson-lucy")]
     settings = model_settings(entries, {"orientations": 8})
-    assert settings["comi"] == {"orientations": 8, "brightness_px": 0.0}
+    assert settings["comi"] == {"orientations": 8, "brightness_px": 0.0, "match_steps": 0}
     assert settings["richardson-lucy"] == {k: p.default for k, p in get_entry("richardson-lucy").params.items()}
-    assert model_settings(entries, None)["comi"] == {"orientations": 2, "brightness_px": 0.0}
+    assert model_settings(entries, None)["comi"] == {"orientations": 2, "brightness_px": 0.0,
+                                                     "match_steps": 0}
     report = markdown_report([], [], "deblur bench", None, settings)
     assert "comi orientations=8, brightness_px=0.0" in report
 

@@ -209,7 +209,7 @@ def test_models_shows_what_the_shipped_weights_were_trained_on_and_score(tmp_pat
     assert lines[1].strip().startswith("Good for:") and lines[2].strip().startswith("Watch out:")
     assert "Trained on simulated specimens" in block
     assert "+3.2 dB closer to the sharp original" in block and "+1.6 dB against classical" in block
-    assert "steps" not in block                                  # the technical record: --details
+    assert "Training:" not in block                              # the technical record: --details
     assert main(["models", "--details"]) == 0
     block = capsys.readouterr().out.split("COMI")[1].split("\n\n")[0]
     # a fine-tuned model counts the training it started from too
@@ -241,7 +241,8 @@ def test_output_records_model_weights_settings_regions_and_seed(blurred_field, t
     rec = read_image(out).metadata["provenance"]
     shipped = get_entry("comi").default_weights
     assert rec["model"] == "comi" and rec["seed"] == 7 and rec["settings"] == {"orientations": 1,
-                                                                        "brightness_px": 0.0}
+                                                                        "brightness_px": 0.0,
+                                                                        "match_steps": 0}
     assert rec["weights"]["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
     assert rec["regions"]["rois"] and rec["source"] == str(path)
     capsys.readouterr()

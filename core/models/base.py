@@ -50,6 +50,9 @@ class Restorer(ABC):
     passes: int = 1       # Tiler.map calls per restore_plane() (for progress totals)
     align: int = 1        # down-sampling factor: tiles must start on this grid (Tiler align)
     device: torch.device = torch.device("cpu")
+    #: Richardson-Lucy steps the engine adds with each region's measured blur ("Match the
+    #: input", `core.input_match`); the registry sets it from the model's setting, 0 = none
+    match_steps: int = 0
 
     def prepare(self, plane: np.ndarray, rois: "RoiSet | None") -> None:
         """Look at the whole plane and the regions before any tile is restored (a model that

@@ -104,16 +104,22 @@ class RichardsonLucy(Restorer):
         out = torch.fft.irfft2(spec, s=up.shape[-2:])
         return out[..., pad:pad + u.shape[-2], pad:pad + u.shape[-1]]
 
-    def forward_tiles(self, batch: torch.Tensor) -> torch.Tensor:
-        """RL iterations on a batch of tiles (N, 1, h, w) of normalised data."""
+    def iterate(self, data: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """`iterations` RL steps on tiles (N, 1, h, w) of normalised `data`, starting from
+        `start`: the data itself for deconvolution, a network's result for the engine's
+        "Match the input" (`core.input_match`)."""
         pad = self.radius
-        d = torch.clamp(batch.float() + _OFFSET, min=_EPS)
+        d = torch.clamp(data.float() + _OFFSET, min=_EPS)
         otf = self._otf(d.shape[-2] + 2 * pad, d.shape[-1] + 2 * pad)
-        u = d.clone()
+        u = torch.clamp(start.float() + _OFFSET, min=_EPS)
         for _ in range(self.iterations):
             est = self._convolve(u, otf, pad, transpose=False).clamp_min(_EPS)
             u = u * self._convolve(d / est, otf, pad, transpose=True)
         return u - _OFFSET
+
+    def forward_tiles(self, batch: torch.Tensor) -> torch.Tensor:
+        """RL iterations on a batch of tiles (N, 1, h, w) of normalised data."""
+        return self.iterate(batch, batch)
 
     def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
         out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from core.devices import autocast_context
+from core.input_match import MATCH_KEY, MATCH_PARAM
 from core.models.base import NetworkRestorer, Restorer
 from core.models.generators import GENERATOR_PRESETS, make_generator
 from core.models.spec import ModelEntry, Param
@@ -338,6 +339,7 @@ MODEL = ModelEntry(
                        label="Steps", min=1, max=1000),
         "eta": Param(0.0, float, "DDIM noise: 0 gives the same result for the same seed; "
                      "up to 1 adds variety", label="Eta", min=0.0, max=1.0),
+        MATCH_KEY: MATCH_PARAM,
     },
     card_notes=CARD_NOTES,
     steps="training.steps.ddpm:DDPMSteps",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.input_match import MATCH_KEY, MATCH_PARAM
 from core.models.base import ORIENTATION_CHOICES, NetworkRestorer
 from core.models.patchgan import PatchDiscriminator
 from core.models.resnet_generator import ResnetGenerator
@@ -118,5 +119,6 @@ def gan_model(name: str, *, display_name: str, order: int, summary: str, card_no
                       build=build_generator_restorer(name, brightness_px), network=make_generator,
                       presets={"model": GENERATOR_PRESETS, "discriminator": DISC_PRESETS},
                       params={"orientations": VIEWS_PARAM,
-                              "brightness_px": brightness_param(brightness_px)},
+                              "brightness_px": brightness_param(brightness_px),
+                              MATCH_KEY: MATCH_PARAM},
                       card_notes=card_notes, steps=steps)

@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from core.devices import pick_device
+from core.input_match import MATCH_KEY
 from core.models.base import Restorer
 from core.models.spec import ModelEntry, Param
 from core.models.weights import (WeightsError, check_state_dict, json_clean, load_weights,
                                  read_card, resolve_weights)
 from core.normalize import P_HIGH, P_LOW
 
-__all__ = ["Param", "ModelEntry", "register", "get_entry", "list_entries", "load_model",
+__all__ = ["Param", "ModelEntry", "register", "get_entry", "list_entries", "load_model", "build_restorer",
            "default_model_name", "check_params", "read_card", "make_card", "build_from_card",
            "load_network"]
 
@@ -100,7 +101,19 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
             raise ValueError(f"{name} is a classical method and takes no weights file")
         return entry.build(None, {}, dev, **checked)
     net, card = load_network(resolve_weights(name, weights), name, dev)
-    return entry.build(net, card, dev, **checked)
+    return build_restorer(entry, net, card, dev, checked)
+
+
+def build_restorer(entry: ModelEntry, net: nn.Module, card: dict, device: torch.device,
+                   checked: dict[str, Any]) -> Restorer:
+    """A learned model's `Restorer` from its network and checked settings (`check_params`).
+    "Match the input" is a step the engine adds after the model (core.input_match), not the
+    model's own computation: the restorer only carries that setting."""
+    params = dict(checked)
+    match_steps = params.pop(MATCH_KEY, 0)
+    restorer = entry.build(net, card, device, **params)
+    restorer.match_steps = int(match_steps)
+    return restorer
 
 
 # ----------------------------------------------------------------------------- networks and cards
