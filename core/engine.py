@@ -200,6 +200,9 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     restorer.prepare(measured, rois)
     matcher = InputMatch.measure(measured, rois, restorer.match_steps, restorer.device)
     del measured
+    if matcher is not None:
+        restorer.psf_note = matcher.note
+        matcher = matcher if matcher.blurs else None
 
     if batch_size is None:
         from core.devices import tile_batch_size

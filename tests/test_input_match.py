@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from core.engine import Cancelled, restore
-from core.input_match import MATCH_KEY, InputMatch, _RegionBlur
+from core.blur_estimate import BlurEstimate
+from core.input_match import MATCH_KEY, InputMatch, _RegionBlur, _why_not
 from core.io import read_image
 from core.metrics import psnr
 from core.models.registry import get_entry, load_model
@@ -63,10 +64,29 @@ def test_a_region_that_looks_sharp_and_a_run_without_regions_are_left_as_the_mod
     off = load_model("comi", device="cpu")
     # a sharp area of the field marked as if blurred
     rois = RoiSet([Rect(150.0, 10.0, 90.0, 90.0)], feather=8.0)
-    assert InputMatch.measure(sharp, rois, 1) is None
+    matcher = InputMatch.measure(sharp, rois, 1)
+    assert matcher is not None and not matcher.blurs and "did not match the input in region 1" in matcher.note
+    assert InputMatch.measure(sharp, rois, 0) is None and InputMatch.measure(sharp, None, 1) is None
     assert np.array_equal(restore(sharp, on, rois), restore(sharp, off, rois))
     small = sharp[:96, :96]
     assert np.array_equal(restore(small, on, None), restore(small, off, None))
+
+
+def test_only_a_blur_measured_with_confidence_is_matched():
+    """A sharp region misread as mildly blurred has a range reaching under 2 px; a reading at
+    the top of the range is a misread too: both would be sharpened into noise and rings."""
+    assert _why_not(BlurEstimate(6.0, 4.5, 8.0, "high")) is None
+    assert "under 2 px" in _why_not(BlurEstimate(3.1, 0.5, 4.3, "low"))
+    assert "over 30 px" in _why_not(BlurEstimate(41.0, 34.0, 48.0, "high"))
+    assert _why_not(BlurEstimate(0.0, 0.0, 0.0, "high")) == "looks sharp"
+    assert _why_not(BlurEstimate(None, reason="too small")) == "blur not measured"
+
+
+def test_matching_reports_which_regions_it_used(nuclei):
+    blurred, _, rois = nuclei
+    model = load_model("comi", device="cpu", **{MATCH_KEY: 1})
+    restore(blurred, model, rois)
+    assert model.psf_note.startswith("matched the input with the measured blur in region 1 (")
 
 
 def test_a_crop_takes_the_blur_of_the_region_that_covers_most_of_it():

@@ -53,6 +53,8 @@ class Restorer(ABC):
     #: Richardson-Lucy steps the engine adds with each region's measured blur ("Match the
     #: input", `core.input_match`); the registry sets it from the model's setting, 0 = none
     match_steps: int = 0
+    #: how the run used the blur measured on the image, in plain words (shown after a run)
+    psf_note: str = ""
 
     def prepare(self, plane: np.ndarray, rois: "RoiSet | None") -> None:
         """Look at the whole plane and the regions before any tile is restored (a model that
