@@ -178,6 +178,13 @@ def test_real_cases_split_by_source_with_blur_levels_and_scales(tmp_path):
     assert {c.name.split()[-1] for c in train} <= set(TRAIN_BLURS)
     plane_of = lambda c: c.name.rsplit(" ", 2)[0]                     # noqa: E731
     assert {plane_of(c) for c in train}.isdisjoint({plane_of(c) for c in val})
+    # the sharp-region set: every training plane at every magnification, no blur, same planes
+    from training.bench_cases import REAL_SCALES, make_train_sharp_cases
+
+    sharp = make_train_sharp_cases(cache, size=128)
+    assert sharp and all(c.radius_px == 0.0 and c.name.endswith(" none") for c in sharp)
+    assert {plane_of(c) for c in sharp} == {plane_of(c) for c in train}
+    assert len(sharp) == len({plane_of(c) for c in sharp}) * len(REAL_SCALES)
 
 
 def test_a_declined_adaptation_counts_as_the_shipped_model_it_leaves_in_place():

@@ -18,7 +18,7 @@ from core.roi import Ellipse, RoiSet, roi_mask
 from training.real_splits import BENCH_SIZE, REAL_SCALES, VAL_SOURCES, bench_planes, split_of
 
 __all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "make_train_cases",
-           "split_of", "VAL_SOURCES", "REAL_BLURS", "TRAIN_BLURS", "REAL_SCALES", "BENCH_RADII",
+           "make_train_sharp_cases", "split_of", "VAL_SOURCES", "REAL_BLURS", "TRAIN_BLURS", "REAL_SCALES", "BENCH_RADII",
            "BENCH_SEED_BASE", "EMPTY_LEVELS"]
 
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
@@ -182,6 +182,16 @@ def make_train_cases(cache: Path, size: int = BENCH_SIZE, seed: int = 0,
 
     chosen = [p for p in load_train_planes(cache) for _ in range(repeats)]
     return _cases_from_planes(chosen, "real train", size, seed, TRAIN_BLURS, 800)
+
+
+def make_train_sharp_cases(cache: Path, size: int = BENCH_SIZE, seed: int = 5) -> list[BenchCase]:
+    """Sharp regions (camera noise only, as the "none" cases) cut from every TRAINING plane at
+    each of `REAL_SCALES`: how often the blur estimate reads a sharp region as blurred, on many
+    more sharp regions than the other sets hold (126 for the pool's 42 training planes)."""
+    from training.real_splits import load_train_planes
+
+    chosen = [p for p in load_train_planes(cache) for _ in REAL_SCALES]
+    return _cases_from_planes(chosen, "real train", size, seed, {"none": 0.0}, 5000)
 
 
 def _cases_from_planes(chosen: list, label: str, size: int, seed: int, blurs: dict[str, float],
