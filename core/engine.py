@@ -200,9 +200,10 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     restorer.prepare(measured, rois)
     matcher = InputMatch.measure(measured, rois, restorer.match_steps, restorer.device)
     del measured
-    if matcher is not None:
-        restorer.psf_note = matcher.note
-        matcher = matcher if matcher.blurs else None
+    if restorer.match_steps > 0:     # a restorer used again (a batch) must not keep the last note
+        restorer.psf_note = "" if matcher is None else matcher.note
+    if matcher is not None and not matcher.blurs:
+        matcher = None
 
     if batch_size is None:
         from core.devices import tile_batch_size

@@ -40,6 +40,8 @@ def param_editor(p: Param, value: Any, on_change: Callable[..., None] | None = N
     elif p.type is int:
         w = QtWidgets.QSpinBox()
         w.setRange(int(p.min) if p.min is not None else -10**9, int(p.max) if p.max is not None else 10**9)
+        if _off_at_minimum(p):
+            w.setSpecialValueText(OFF_TEXT)
         try:
             w.setValue(int(value))
         except (TypeError, ValueError):
@@ -53,7 +55,7 @@ def param_editor(p: Param, value: Any, on_change: Callable[..., None] | None = N
         if p.auto:   # one step below the smallest value reads "auto": measured on the image
             w.setMinimum(w.minimum() - 0.5)
             w.setSpecialValueText(AUTO_TEXT)
-        elif p.off is not None and p.min is not None and float(p.off) == float(p.min):
+        elif _off_at_minimum(p):
             w.setSpecialValueText(OFF_TEXT)
         try:
             w.setValue(w.minimum() if value == AUTO else float(value))
@@ -67,6 +69,11 @@ def param_editor(p: Param, value: Any, on_change: Callable[..., None] | None = N
     if on_change is not None:
         signal.connect(on_change)
     return w
+
+
+def _off_at_minimum(p: Param) -> bool:
+    """Whether the smallest value of a number setting turns it off (then it reads "off")."""
+    return p.off is not None and p.min is not None and float(p.off) == float(p.min)
 
 
 def _kind(w: Any) -> str:

@@ -87,6 +87,8 @@ def test_matching_reports_which_regions_it_used(nuclei):
     model = load_model("comi", device="cpu", **{MATCH_KEY: 1})
     restore(blurred, model, rois)
     assert model.psf_note.startswith("matched the input with the measured blur in region 1 (")
+    restore(blurred[:96, :96], model, None)          # the same model, next file: no regions
+    assert model.psf_note == ""
 
 
 def test_a_crop_takes_the_blur_of_the_region_that_covers_most_of_it():

@@ -20,6 +20,13 @@ def test_a_setting_whose_smallest_value_turns_it_off_reads_off(qtbot):
     assert describe_params("comi", {"orientations": 2, "brightness_px": 0.0}) == \
         "views averaged 2, keep brightness off"
     assert describe_params("cyclegan", {"brightness_px": 8.0}) == "keep brightness above 8"
+    # a whole-number setting too: Match the input at 0 steps reads "off", as its label says
+    steps = param_editor(get_entry("comi").params["match_steps"], 0, qt=QtWidgets)
+    qtbot.addWidget(steps)
+    assert steps.text() == "off" and param_value(steps) == 0
+    set_param_value(steps, 1)
+    assert steps.text() == "1" and param_value(steps) == 1
+    assert describe_params("comi", {"match_steps": 0}) == "match the input off"
 
 
 def test_auto_settings_round_trip_and_edits_reach_the_callback(qtbot):
