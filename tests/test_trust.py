@@ -61,6 +61,15 @@ def test_predict_report_has_blur_and_verdict_per_region(tmp_path, capsys):
     assert set(region) >= {"blur", "verdict_words", "disagree_share", "confidence"}
 
 
+def test_predict_says_once_that_a_sharp_region_already_looks_sharp(tmp_path, capsys):
+    args = ["predict", str(SAMPLES / "nuclei_sharp.tif"), "--roi",
+            str(SAMPLES / "nuclei_blurred.roi.json"), "-o", str(tmp_path / "out.tif"),
+            "--model", "comi", "--report", str(tmp_path / "report.json")]
+    assert deblur(args) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if "Region 1:" in x)
+    assert line.count("already looks sharp") == 1, line
+
+
 def test_the_noise_model_grows_with_the_signal_as_photon_noise_does(rng):
     """Camera noise is Poisson-Gaussian: variance a * intensity + b. The fit recovers both from
     one noisy ramp, and says 'no slope' for flat noise."""

@@ -300,8 +300,10 @@ def _check_result(inp: Path, dest: Path, image, rois, quiet: bool) -> dict:
     rows = region_checks(first_plane(image.data, image.axes), first_plane(out.data, out.axes), rois)
     if not quiet:
         for r in rows:
-            print(f"deblur: {inp.name}, {r.label}: {r.estimate.words()}; {r.check.words()}",
-                  file=sys.stderr)
+            # a sharp region's verdict already says so: the estimate's words would repeat it
+            said = r.check.words() if r.check.verdict == "already looks sharp" else \
+                f"{r.estimate.words()}; {r.check.words()}"
+            print(f"deblur: {inp.name}, {r.label}: {said}", file=sys.stderr)
     return {"input": str(inp), "output": str(dest), "regions": [r.as_dict() for r in rows]}
 
 
