@@ -10,6 +10,13 @@ and an intensity factor so that
 
 over the radial frequency bins, in log power (each octave of the spectrum counts alike). The
 radius range whose fit is nearly as good as the best says how sure the estimate is.
+
+The spectrum's lowest bins also hold the difference between the region's cells and those
+around it, so a sharp region can read as a few px of blur. A second, independent measure
+settles those: the focus map (``core.focus``: the share of structure at 2-4 px against 8-16 px,
+which any blur of 2 px or more takes down). A region whose fit reads at most
+`DETAIL_MAX_RADIUS_PX` and whose fine detail is at least that of the in-focus areas
+(`SHARP_DETAIL_RATIO`) is called sharp.
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ __all__ = ["BlurEstimate", "estimate_blur", "estimate_regions", "in_focus_refere
 RADII = np.concatenate([[0.0], np.geomspace(0.5, 48.0, 56)])
 #: below this effective radius a region looks as sharp as the image's in-focus areas
 SHARP_RADIUS_PX = 1.2
+#: a region with at least this share of the in-focus areas' fine detail (median focus value,
+#: core.focus) is sharp, whatever its spectrum reads up to DETAIL_MAX_RADIUS_PX. Chosen on the
+#: training split: 11 of the 18 sharp regions (of 126) the fit read as 2-4 px are called sharp,
+#: and no blurred tuning case of 2.5 px or more changes (their ratios: at most 0.86;
+#: docs/BENCHMARKS.md). Above DETAIL_MAX_RADIUS_PX blur wipes out both bands of the focus
+#: measure, so the ratio says nothing there.
+SHARP_DETAIL_RATIO = 1.0
+DETAIL_MAX_RADIUS_PX = 6.0
 _PATCHES = (64, 32, 16)          # patch sides tried, largest first
 _MIN_PATCHES = 4                 # patches a side needs to be measured
 _C_GRID = np.geomspace(0.05, 20.0, 121)
@@ -45,12 +60,16 @@ class BlurEstimate:
     reason: str = ""                     # why there is no estimate, in plain words
     patches: tuple[int, int] = (0, 0)    # (region, in-focus) patches measured
     defocus_um: float | None = None      # when the optics are known
+    detail_ratio: float | None = None    # the region's fine detail over the in-focus areas'
+    sharp_by_detail: bool = False        # called sharp by its fine detail (see module doc)
     extra: dict = field(default_factory=dict)
 
     @property
     def looks_sharp(self) -> bool:
-        return self.radius_px is not None and self.high_px is not None and self.high_px <= 2.5 * SHARP_RADIUS_PX \
-            and self.radius_px <= SHARP_RADIUS_PX
+        if self.radius_px is None:
+            return False
+        return self.sharp_by_detail or (self.high_px is not None and self.high_px <= 2.5 * SHARP_RADIUS_PX
+                                        and self.radius_px <= SHARP_RADIUS_PX)
 
     def short(self) -> str:
         """A few words for a list of regions: "about 6 px blur", "looks sharp"."""
@@ -210,13 +229,36 @@ def _fit(x: np.ndarray, reg: list[tuple[int, int]], ref: list[tuple[int, int]], 
             "scale": float(_C_GRID[best_c[k]]), "bins": int(use.sum())}
 
 
+def detail_ratio(focus: np.ndarray | None, region: np.ndarray, reference: np.ndarray) -> float | None:
+    """Median focus value (``core.focus``) of the region over that of the in-focus areas,
+    windows with content only; None when either has none."""
+    if focus is None:
+        return None
+    inside, outside = focus[region], focus[reference]
+    inside, outside = inside[inside >= 0], outside[outside >= 0]
+    if not len(inside) or not len(outside) or not np.median(outside) > 0:
+        return None
+    return float(np.median(inside) / np.median(outside))
+
+
+def _focus_or_none(plane: np.ndarray) -> np.ndarray | None:
+    from core.focus import focus_map
+
+    try:
+        return focus_map(plane)
+    except ValueError:          # too small or flat to map: the spectrum alone decides
+        return None
+
+
 def estimate_blur(plane: np.ndarray, region: np.ndarray, reference: np.ndarray, *,
+                  focus: np.ndarray | None = None,
                   pixel_um: float | None = None, na: float | None = None,
                   wavelength_um: float = 0.52, n_medium: float = 1.0) -> BlurEstimate:
     """The blur of `region` (bool mask) against `reference` (bool mask of in-focus pixels).
 
-    The plane is percentile-normalised first. With `pixel_um` and `na` the radius is also given
-    as defocus in um (the widefield PSF of those optics with the same effective radius).
+    The plane is percentile-normalised first. `focus`: the plane's focus map, when the caller
+    has it (computed here otherwise). With `pixel_um` and `na` the radius is also given as
+    defocus in um (the widefield PSF of those optics with the same effective radius).
     """
     x = normalize(np.nan_to_num(np.asarray(plane, np.float32)), percentile_params(plane))
     for p in _PATCHES:
@@ -235,6 +277,13 @@ def estimate_blur(plane: np.ndarray, region: np.ndarray, reference: np.ndarray, 
     confidence = "high" if ratio < 1.6 else "medium" if ratio < 3.0 else "low"
     est = BlurEstimate(fit["radius"], fit["low"], fit["high"], confidence,
                        patches=(len(reg), len(ref)), extra={"patch": p, **fit})
+    if fit["radius"] > SHARP_RADIUS_PX and fit["radius"] <= DETAIL_MAX_RADIUS_PX:
+        est.detail_ratio = detail_ratio(_focus_or_none(plane) if focus is None else focus,
+                                        region, reference)
+        if est.detail_ratio is not None and est.detail_ratio >= SHARP_DETAIL_RATIO:
+            # as much fine detail as the in-focus areas: the fit's few px were the specimen's
+            # own difference (kept in `extra`), not blur
+            est.radius_px, est.low_px, est.sharp_by_detail = 0.0, 0.0, True
     if pixel_um and na and est.radius_px and est.radius_px > SHARP_RADIUS_PX:
         from core.psf import defocus_for_radius
 
@@ -243,21 +292,20 @@ def estimate_blur(plane: np.ndarray, region: np.ndarray, reference: np.ndarray, 
     return est
 
 
-def in_focus_reference(plane: np.ndarray, rois: RoiSet, margin: int = 8) -> np.ndarray:
+def in_focus_reference(plane: np.ndarray, rois: RoiSet, margin: int = 8,
+                       focus: np.ndarray | None = None) -> np.ndarray:
     """Pixels outside every region (by `margin` px) that the focus map calls sharp: the
-    image's own picture of its specimen in focus."""
+    image's own picture of its specimen in focus. `focus`: the plane's focus map, when the
+    caller has it."""
     from scipy import ndimage
 
     outside = roi_mask(RoiSet(rois.rois, feather=0), plane.shape) == 0
     outside = ndimage.binary_erosion(outside, iterations=margin)
-    try:
-        from core.focus import focus_map
-
-        sharp = focus_map(plane) >= 0.5
+    focus = _focus_or_none(plane) if focus is None else focus
+    if focus is not None:
+        sharp = focus >= 0.5
         if (outside & sharp).sum() >= 0.25 * outside.sum():
             return outside & sharp
-    except ValueError:
-        pass
     return outside
 
 
@@ -276,9 +324,10 @@ def estimate_regions(plane: np.ndarray, rois: RoiSet, **optics: float) -> list[B
     plane = np.asarray(plane, np.float32)
     if plane.ndim == 3:
         plane = plane.mean(axis=-1)
-    reference = in_focus_reference(plane, rois)
+    focus = _focus_or_none(plane)
+    reference = in_focus_reference(plane, rois, focus=focus)
     out = []
     for roi in rois.rois:
         region = roi_mask(RoiSet([roi], feather=0), plane.shape) > 0
-        out.append(estimate_blur(plane, region, reference, **optics))
+        out.append(estimate_blur(plane, region, reference, focus=focus, **optics))
     return out

@@ -41,6 +41,24 @@ def test_a_sharp_region_marked_as_blurred_is_called_sharp(cases):
     assert est.looks_sharp and "already looks sharp" in est.words() and est.short() == "looks sharp"
 
 
+def test_a_region_with_the_fine_detail_of_the_in_focus_areas_is_sharp_whatever_its_spectrum_reads(cases):
+    """The spectrum's few px can be the specimen's own difference; fine detail as strong as
+    the in-focus areas' (the focus map) settles it as sharp. Real blur keeps its reading, and
+    beyond a few px (where the focus bands see nothing) the spectrum alone decides."""
+    mild, strong = cases[0], cases[2]                                   # 3 px, 10 px
+    ref = in_focus_reference(mild.blurred, mild.rois)
+    measured = estimate_blur(mild.blurred, mild.region, ref)
+    assert not measured.looks_sharp and measured.detail_ratio < 0.9     # the real focus map
+    same_detail = np.full(mild.blurred.shape, 0.5, np.float32)          # region = in-focus areas
+    est = estimate_blur(mild.blurred, mild.region, ref, focus=same_detail)
+    assert est.looks_sharp and est.sharp_by_detail and est.radius_px == 0.0
+    assert est.extra["radius"] == measured.radius_px                    # the fit's reading is kept
+    assert est.words().startswith("already looks sharp")
+    ref = in_focus_reference(strong.blurred, strong.rois)
+    est = estimate_blur(strong.blurred, strong.region, ref, focus=same_detail)
+    assert not est.looks_sharp and est.radius_px > 6
+
+
 def test_an_rgb_plane_is_measured_on_its_mean_intensity(cases):
     c = cases[1]
     rgb = np.stack([c.blurred, c.blurred * 0.5, c.blurred * 0.25], axis=-1)

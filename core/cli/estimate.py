@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([{"region": i + 1, "radius_px": e.radius_px, "low_px": e.low_px,
                            "high_px": e.high_px, "confidence": e.confidence,
                            "looks_sharp": e.looks_sharp, "defocus_um": e.defocus_um,
+                           "fine_detail_vs_in_focus": e.detail_ratio,
                            "reason": e.reason, "patches": list(e.patches), "words": e.words()}
                           for i, e in enumerate(estimates)], indent=1))
     else:
