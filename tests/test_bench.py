@@ -201,3 +201,21 @@ def test_a_declined_adaptation_counts_as_the_shipped_model_it_leaves_in_place():
     assert m["adapted_cases"] == 2 and m["adapt_failed"] == 1
     assert m["adapted_minus_shipped_db"] == -0.5 and m["worst_adapted_minus_shipped_db"] == -1.0
     assert m["adapted_gain_db"] == 1.5
+
+
+def test_trust_flags_on_improved_cases_say_how_many_are_sharp_regions_called_sharp():
+    """'Already looks sharp' counts as a flag; the report says how many of the flagged improved
+    cases are regions that ARE sharp, so the figure can be read for what it is."""
+    from training.bench_checks import checks_markdown, summarise_checks
+
+    base = {"model": "comi", "psnr_blurred": 30.0, "psnr": 33.0, "gain_db": 3.0}
+    sharp = {"sharp_psnr_smoothed": 50.0, "sharp_detail_ratio": 1.0}
+    rows = [{**base, "image": "sharp, called sharp", "flagged": True,
+             "verdict": "already looks sharp", **sharp},
+            {**base, "image": "mild, read as sharp", "flagged": True,
+             "verdict": "already looks sharp"},
+            {**base, "image": "blurred, consistent", "flagged": False,
+             "verdict": "consistent with the input"}]
+    (m,) = summarise_checks(rows)["models"]
+    assert (m["helped"], m["helped_flagged"], m["helped_flagged_sharp"]) == (3, 2, 1)
+    assert any("2 of 3 (1 of them sharp regions" in line for line in checks_markdown(rows))
