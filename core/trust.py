@@ -163,6 +163,15 @@ def disagreement_map(reports: Sequence["RegionReport"], shape: tuple[int, int]) 
     return out
 
 
+def region_line(blur_words: str, verdict_words: str) -> str:
+    """The blur and the verdict of one region in one line (the terminal, the app's log). The
+    verdict on a region that already looks sharp says so itself: the blur's words, which say
+    it too, are left out."""
+    if verdict_words == TrustCheck("already looks sharp", None, None, None).words():
+        return verdict_words
+    return f"{blur_words}; {verdict_words}"
+
+
 @dataclass
 class RegionReport:
     """What deblur can say about one restored region: its blur and the trust check."""

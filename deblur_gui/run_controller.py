@@ -15,6 +15,7 @@ from typing import Callable
 
 from PySide6 import QtCore, QtWidgets
 
+from core.trust import region_line
 from deblur_gui.model_panel import ModelPanel
 from deblur_gui.settings import Settings
 from deblur_gui.state import AppState, describe_params, format_duration, roi_label
@@ -263,7 +264,7 @@ class RunController(QtCore.QObject):
             log.info("%s", out.note)
             self.show_status(f"Done. {out.note[0].upper()}{out.note[1:]}.", 15000)
         for label, blur, verdict in out.checks:
-            log.info("  %s: %s; %s", label, blur, verdict)
+            log.info("  %s: %s", label, region_line(blur, verdict))
         self.result_ready.emit(result)
         self.finished.emit("done")
 

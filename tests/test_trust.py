@@ -70,6 +70,16 @@ def test_predict_says_once_that_a_sharp_region_already_looks_sharp(tmp_path, cap
     assert line.count("already looks sharp") == 1, line
 
 
+def test_one_line_per_region_joins_blur_and_verdict_and_says_sharp_once(case):
+    from core.trust import region_line
+
+    sharp = region_checks(case.sharp, case.sharp, case.rois)[0]
+    line = region_line(sharp.estimate.words(), sharp.check.words())
+    assert line.count("already looks sharp") == 1 and line == sharp.check.words()
+    assert region_line("about 6 px out of focus", "consistent with the input") == \
+        "about 6 px out of focus; consistent with the input"
+
+
 def test_the_noise_model_grows_with_the_signal_as_photon_noise_does(rng):
     """Camera noise is Poisson-Gaussian: variance a * intensity + b. The fit recovers both from
     one noisy ramp, and says 'no slope' for flat noise."""

@@ -294,16 +294,14 @@ def _check_result(inp: Path, dest: Path, image, rois, quiet: bool) -> dict:
     unless quiet, as a dict for --report."""
     from core.blur_estimate import first_plane
     from core.io import read_image
-    from core.trust import region_checks
+    from core.trust import region_checks, region_line
 
     out = read_image(dest)
     rows = region_checks(first_plane(image.data, image.axes), first_plane(out.data, out.axes), rois)
     if not quiet:
         for r in rows:
-            # a sharp region's verdict already says so: the estimate's words would repeat it
-            said = r.check.words() if r.check.verdict == "already looks sharp" else \
-                f"{r.estimate.words()}; {r.check.words()}"
-            print(f"deblur: {inp.name}, {r.label}: {said}", file=sys.stderr)
+            print(f"deblur: {inp.name}, {r.label}: {region_line(r.estimate.words(), r.check.words())}",
+                  file=sys.stderr)
     return {"input": str(inp), "output": str(dest), "regions": [r.as_dict() for r in rows]}
 
 
