@@ -212,16 +212,15 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     state = {"done": 0}
     regions = [Region(0, h, 0, w)] if mask is None else plan_regions(mask, restorer.margin)
 
+    def check_cancel(_n: int = 0) -> None:
+        if is_cancelled():
+            raise Cancelled("cancelled by the user")
+
     def on_batch(n: int) -> None:
         state["done"] += n
         if progress is not None:
             progress(min(state["done"], total), total)
-        if is_cancelled():
-            raise Cancelled("cancelled by the user")
-
-    def check_cancel(_n: int) -> None:
-        if is_cancelled():
-            raise Cancelled("cancelled by the user")
+        check_cancel()
 
     tiler = Tiler(tile=tile, overlap=overlap, margin=restorer.margin, device=restorer.device,
                   batch_size=batch_size, on_batch=on_batch, align=restorer.align)
@@ -238,8 +237,7 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
         plane = src[idx]
         params = percentile_params(plane)
         for r_index, region in enumerate(regions):
-            if is_cancelled():
-                raise Cancelled("cancelled by the user")
+            check_cancel()
             sub = plane[region.slices]
             # NaN/Inf would spread through every convolution: the model sees them filled, and
             # the blend puts the original values back

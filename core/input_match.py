@@ -98,10 +98,7 @@ class InputMatch:
             return None
         from core.blur_estimate import estimate_regions
 
-        plane = np.asarray(plane, np.float32)
-        if plane.ndim == 3:
-            plane = plane.mean(axis=-1)
-        h, w = plane.shape
+        h, w = np.shape(plane)[:2]                  # estimate_regions judges RGB on its mean
         blurs, matched, skipped = [], [], []
         for i, (roi, est) in enumerate(zip(rois.rois, estimate_regions(plane, rois)), start=1):
             why = _why_not(est)
