@@ -354,6 +354,15 @@ class Simulated:
     mask: np.ndarray             # bool (H, W): depth > 0
     psf_info: dict               # optics, PSF family, depths, radii, noise... (JSON-ready)
 
+    def radius_map(self) -> np.ndarray:
+        """Each pixel's blur radius (px, float32): the field's radius scaled by the pixel's
+        depth (blur grows about linearly with defocus), 0 in focus and in a region left sharp."""
+        r = float(self.psf_info.get("radius_px", 0.0))
+        z_max = float(self.depth_um.max())
+        if r <= 0 or z_max <= 0:
+            return np.zeros(self.depth_um.shape, np.float32)
+        return (self.depth_um * np.float32(r / z_max)).astype(np.float32)
+
 
 def relative_intensity(sharp: np.ndarray) -> np.ndarray:
     """Scale an image of any range to relative intensity, 0.1th percentile -> 0, 99.9th -> 1."""

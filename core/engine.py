@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.blur_estimate import first_plane
+from core.blur_map import blur_channel_note, region_blur_map, region_radius
 from core.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from core.input_match import InputMatch
 from core.io import finite_copy
@@ -198,10 +199,23 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     # so does "Match the input" (the blur of each ROI)
     measured = first_plane(data, axes)
     restorer.prepare(measured, rois)
-    matcher = InputMatch.measure(measured, rois, restorer.match_steps, restorer.device)
+    has_rois = rois is not None and bool(rois.rois)
+    estimates = None
+    if has_rois and (restorer.blur_channel or restorer.match_steps > 0):
+        from core.blur_estimate import estimate_regions
+
+        estimates = estimate_regions(measured, rois)
+    matcher = InputMatch.measure(measured, rois, restorer.match_steps, restorer.device,
+                                 estimates=estimates)
     del measured
-    if restorer.match_steps > 0:     # a restorer used again (a batch) must not keep the last note
-        restorer.psf_note = "" if matcher is None else matcher.note
+    # a network told each region's blur (core.blur_map): 0 for regions that look sharp or
+    # could not be measured, and for the whole field when there are no ROIs
+    radii = None if estimates is None or not restorer.blur_channel else \
+        [region_radius(e) for e in estimates]
+    if restorer.match_steps > 0 or restorer.blur_channel:   # a batch must not keep the last note
+        notes = [] if radii is None else [blur_channel_note(radii)]
+        notes += [] if matcher is None or not matcher.note else [matcher.note]
+        restorer.psf_note = "; ".join(notes)
     if matcher is not None and not matcher.blurs:
         matcher = None
 
@@ -244,7 +258,13 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             filled, nonfinite = finite_copy(sub)
             x = normalize(filled, params)
             del filled
-            y = restorer.restore_plane(x, tilers[r_index], seed=seed + 1009 * p_index + r_index)
+            told = {}
+            if restorer.blur_channel:
+                told["blur"] = None if radii is None else region_blur_map(
+                    rois, radii, (h, w), (region.y0, region.y1, region.x0, region.x1))
+            y = restorer.restore_plane(x, tilers[r_index], seed=seed + 1009 * p_index + r_index,
+                                       **told)
+            del told
             if matcher is not None:
                 y = matcher.apply(x, y, (region.y0, region.y1, region.x0, region.x1), tile=tile,
                                   overlap=overlap, batch_size=batch_size, on_batch=check_cancel)

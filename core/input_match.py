@@ -90,17 +90,21 @@ class InputMatch:
 
     @classmethod
     def measure(cls, plane: np.ndarray, rois: RoiSet | None, steps: int,
-                device: torch.device = torch.device("cpu")) -> "InputMatch | None":
+                device: torch.device = torch.device("cpu"), estimates: list | None = None,
+                ) -> "InputMatch | None":
         """Measure every ROI of `plane` (Y, X, or Y, X, S judged on its mean); None when the
         step is off or there are no ROIs. Only regions whose blur is measured with confidence
-        (`_why_not`) are matched; the note says which were left as the model made them."""
+        (`_why_not`) are matched; the note says which were left as the model made them.
+        `estimates`: `estimate_regions(plane, rois)` when the caller has it already."""
         if steps <= 0 or rois is None or not rois.rois:
             return None
         from core.blur_estimate import estimate_regions
 
         h, w = np.shape(plane)[:2]                  # estimate_regions judges RGB on its mean
         blurs, matched, skipped = [], [], []
-        for i, (roi, est) in enumerate(zip(rois.rois, estimate_regions(plane, rois)), start=1):
+        if estimates is None:
+            estimates = estimate_regions(plane, rois)
+        for i, (roi, est) in enumerate(zip(rois.rois, estimates), start=1):
             why = _why_not(est)
             bx0, by0, bx1, by1 = roi.bounds()       # the ROI's box, clipped to the image
             y0, y1 = max(0, math.floor(by0)), min(h, math.ceil(by1))

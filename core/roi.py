@@ -43,6 +43,10 @@ class _Box:
         """(x0, y0, x1, y1) of the shape."""
         return self.x, self.y, self.x + self.w, self.y + self.h
 
+    def shifted(self, dx: float, dy: float):
+        """The same shape moved by (dx, dy) px (e.g. into a crop's coordinates)."""
+        return type(self)(self.x + dx, self.y + dy, self.w, self.h)
+
 
 @dataclass
 class Rect(_Box):
@@ -62,6 +66,10 @@ class Polygon:
         xs = [p[0] for p in self.points]
         ys = [p[1] for p in self.points]
         return min(xs), min(ys), max(xs), max(ys)
+
+    def shifted(self, dx: float, dy: float) -> "Polygon":
+        """The same shape moved by (dx, dy) px (e.g. into a crop's coordinates)."""
+        return Polygon([(x + dx, y + dy) for x, y in self.points])
 
 
 Roi = Union[Rect, Ellipse, Polygon]

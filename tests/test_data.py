@@ -20,7 +20,12 @@ SMALL = dict(patch=48, field=96)
 
 def check_item(item: dict, patch: int, mask: bool = True) -> None:
     keys = {"blurred", "sharp", "mask"} if mask else {"blurred", "sharp"}
-    assert set(item) == keys
+    # simulated items also say what a network with a blur channel is told (training.blur_told)
+    assert set(item) - {"blur"} == keys
+    if "blur" in item:
+        assert float(item["blur"].min()) >= 0.0
+        if mask:
+            assert not bool((item["blur"][item["mask"] == 0] != 0).any())
     for k, v in item.items():
         assert isinstance(v, torch.Tensor) and v.dtype == torch.float32
         assert v.shape == (1, patch, patch)

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from core.adaptation import AdaptError, Adapted, AdaptSettings
 from core.blur_estimate import estimate_regions, in_focus_reference, psf_for_radius
+from core.blur_map import blur_value
 from core.engine import Cancelled, cancel_check
 from core.normalize import normalize, percentile_params
 from core.roi import RoiSet, roi_mask
@@ -148,13 +149,15 @@ class InFocusCrops(Dataset):
         p, q = self.patch, self.pad
         big = self.planes[k][y:y + p + 2 * q, x:x + p + 2 * q]
         sharp = big[q:q + p, q:q + p]
+        told = 0.0                      # a network with a blur channel is told the crop's blur
         if rng.random() < self.no_blur_share:
             blurred = sharp
             if self.noisy_sharp:
                 blurred = sharp + self._noise(rng, k, sharp, 1.0)
         else:
             lo, hi = self.radii
-            psf = self._psf(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+            told = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            psf = self._psf(told)
             blurred = _convolve(big, psf)[q:q + p, q:q + p]
             # the crop's own noise was mostly smoothed away with the blur: add the camera noise
             # (less the share of its variance that the blur kept)
@@ -166,7 +169,8 @@ class InFocusCrops(Dataset):
             if rng.random() < 0.5:
                 pair = pair[:, :, ::-1]
         pair = torch.from_numpy(np.ascontiguousarray(pair))
-        return {"blurred": pair[0:1], "sharp": pair[1:2]}
+        return {"blurred": pair[0:1], "sharp": pair[1:2],
+                "blur": torch.full_like(pair[0:1], float(blur_value(told)))}
 
     def _noise(self, rng: np.random.Generator, k: int, signal: np.ndarray, share: float
                ) -> np.ndarray:

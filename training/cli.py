@@ -406,8 +406,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record["started_from"] = {"file": init, "model": init_card.get("model"),
                                   "training": init_card.get("training", {}),
                                   "validation": init_card.get("validation", {})}
-        if "widened_from" in init_card:
-            record["started_from"]["widened_from"] = init_card["widened_from"]
+        for key in ("widened_from", "blur_channel_added_to"):
+            if key in init_card:
+                record["started_from"][key] = init_card[key]
         if info.is_main and not args.quiet:
             widened = " (widened: same function, more channels)" if "widened_from" in init_card else ""
             print(f"{PROG}: starting from the weights in {init}{widened}", file=sys.stderr)

@@ -15,6 +15,10 @@ Every dataset item is a dict of float32 tensors (see docs/INTERFACES.md)::
 * **mask**: 1 where the field was defocused (depth > 0), else 0. Paired folders have it only
   when every blurred file has a ``<stem>.roi.json`` beside it (feathered ROI mask); unpaired
   items carry the mask of their blurred patch.
+* **blur** (items with simulated blur: synthetic data, sharp folders, the real pool): what a
+  network with a blur channel (``core.blur_map``) is told, the true radius map with the blur
+  estimate's kind of errors (``training.blur_told``), drawn once per field from its own seed
+  stream, so the other arrays are exactly as without it; 0 outside the defocused region.
 * **Patches** are biased toward content (windows of empty background are rarely chosen) and,
   with probability `blur_bias` (default 0.85), toward the blurred region (>= half of the patch
   defocused), so the models mostly see what they must repair; the rest teach identity.
@@ -46,6 +50,7 @@ from core.defocus import DefocusConfig
 from training.sources import (TRAIN, VAL, ImageFolderSource, MixedSource, PairedFolderSource,
                               PlanePoolSource, SharpFolderSource, SyntheticSource, item_rng,
                               list_images)
+from training.blur_told import told_blur
 from training.windows import Windows, pad_to
 
 __all__ = ["PatchDataset", "UnpairedDataset", "make_datasets", "PATCHES_PER_FIELD", "field_order"]
@@ -222,7 +227,12 @@ class PatchDataset(_Grouped):
         for _ in range(slots):
             want = bool(rng.random() < self.blur_bias) if steer is not None else None
             corners.append(windows.choose(rng, want, spread=corners, max_overlap=self.max_overlap))
-        return blurred, sharp, mask, corners
+        blur = None
+        if f.blur_px is not None:       # what a blur channel is told: its own stream, so the
+            told = told_blur(item_rng(self.seed, self.split, index, stream=6),   # patches stay
+                             f.blur_px, f.mask)                                  # as before
+            blur = pad_to(told, self.patch)
+        return blurred, sharp, (mask, blur), corners
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
@@ -230,20 +240,23 @@ class PatchDataset(_Grouped):
         k = self.patches_per_field
         if k == 1:
             rng = item_rng(self.seed, self.split, index)
-            blurred, sharp, mask, corners = self._plan(rng, index, 1)
+            blurred, sharp, (mask, blur), corners = self._plan(rng, index, 1)
             (y, x), aug = corners[0], rng
         else:
             f, j = divmod(int(index), k)
-            blurred, sharp, mask, corners = self._cache.get(
+            blurred, sharp, (mask, blur), corners = self._cache.get(
                 f, lambda: self._plan(item_rng(self.seed, self.split, f, stream=4), f, k))
             (y, x), aug = corners[j], item_rng(self.seed, self.split, index, stream=5)
         win = (slice(y, y + self.patch), slice(x, x + self.patch))
-        arrays = [blurred[win], sharp[win], None if mask is None else mask[win]]
+        arrays = [blurred[win], sharp[win], None if mask is None else mask[win],
+                  None if blur is None else blur[win]]
         if self.augment:
             arrays = _augment(aug, arrays)
         item = {"blurred": _tensor(arrays[0]), "sharp": _tensor(arrays[1])}
         if self.has_mask and arrays[2] is not None:
             item["mask"] = _tensor(arrays[2])
+        if arrays[3] is not None:
+            item["blur"] = _tensor(arrays[3])
         return item
 
 

@@ -41,6 +41,7 @@ class Field:
     mask: np.ndarray | None
     tag: tuple                      # provenance: (source, plane, y0, x0) of the field in its image
     hint: np.ndarray | None = None  # where to steer patches when there is no mask
+    blur_px: np.ndarray | None = None   # each pixel's true blur radius (px), when simulated
 
 
 # --------------------------------------------------------------------------- images on disk
@@ -149,7 +150,8 @@ class SyntheticSource:
         sim = simulate_local_defocus(img, rng, self.cfg, optics=optics, brightfield=bf)
         params = percentile_params(sim.blurred, P_LOW, P_HIGH)
         return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
-                     sim.mask.astype(np.float32), ("synthetic", index, 0, 0))
+                     sim.mask.astype(np.float32), ("synthetic", index, 0, 0),
+                     blur_px=sim.radius_map())
 
 
 class _FolderBase:
@@ -199,7 +201,7 @@ class SharpFolderSource(_FolderBase):
         sim = simulate_local_defocus(crop, rng, self.cfg, optics=optics, brightfield=False)
         params = percentile_params(sim.blurred, P_LOW, P_HIGH)
         return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
-                     sim.mask.astype(np.float32), tag)
+                     sim.mask.astype(np.float32), tag, blur_px=sim.radius_map())
 
 
 class PairedFolderSource(_FolderBase):
@@ -342,7 +344,7 @@ class PlanePoolSource:
         sim = simulate_local_defocus(crop, rng, self.cfg, optics=optics, brightfield=None if emissive else False)
         params = percentile_params(sim.blurred, P_LOW, P_HIGH)
         return Field(normalize(sim.blurred, params), normalize(sim.sharp, params),
-                     sim.mask.astype(np.float32), tag)
+                     sim.mask.astype(np.float32), tag, blur_px=sim.radius_map())
 
 
 class MixedSource:

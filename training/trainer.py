@@ -209,8 +209,10 @@ class Trainer:
             torch.manual_seed(int(self.t["seed"]))
             with self.steps.evaluating():
                 for i in range(0, batch["blurred"].shape[0], vb):
-                    x = self._to_device({"blurred": batch["blurred"][i:i + vb]})["blurred"]
-                    outs.append(self.steps.predict_batch(x).float().cpu())
+                    part = self._to_device({k: batch[k][i:i + vb] for k in ("blurred", "blur")
+                                            if k in batch})
+                    outs.append(self.steps.predict_batch(part["blurred"], part.get("blur"))
+                                .float().cpu())
         restored = torch.cat(outs).numpy()
         blurred, sharp = batch["blurred"].numpy(), batch["sharp"].numpy()
         metrics: dict[str, float] = {}

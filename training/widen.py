@@ -22,7 +22,7 @@ from torch import nn
 
 from core.models.unet_generator import UNetGenerator
 
-__all__ = ["can_widen", "widen_unet"]
+__all__ = ["can_widen", "widen_unet", "can_add_blur_channel", "add_blur_channel"]
 
 
 def can_widen(src: nn.Module, dst: nn.Module) -> bool:
@@ -80,3 +80,24 @@ def widen_unet(src: UNetGenerator, dst: UNetGenerator, seed: int = 0) -> None:
         for cs, cd in zip(src.decoders[i], dst.decoders[i]):
             _copy_conv(cs[0], cd[0], levels[i], levels[i])
     _copy_conv(src.head, dst.head, levels[0], image_out)
+
+
+def can_add_blur_channel(src: nn.Module, dst: nn.Module) -> bool:
+    """True if `dst` is `src`'s U-Net with a blur channel (``core.blur_map``) added."""
+    return (isinstance(src, UNetGenerator) and isinstance(dst, UNetGenerator)
+            and not src.blur_channel and dst.blur_channel
+            and {**src.config, "blur_channel": True} == dst.config)
+
+
+def add_blur_channel(src: UNetGenerator, dst: UNetGenerator) -> None:
+    """Load `src` into `dst`, whose first convolution reads one more channel (the blur): its
+    weights there start at 0, so `dst` starts out computing exactly what `src` computes,
+    whatever it is told, and learns from the first step how to use what it is told."""
+    state = src.state_dict()
+    own = dst.state_dict()
+    for k, v in state.items():
+        if own[k].shape != v.shape:             # the first convolution's input channels
+            w = torch.zeros_like(own[k])
+            w[:, :v.shape[1]] = v
+            state[k] = w
+    dst.load_state_dict(state)

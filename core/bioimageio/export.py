@@ -116,6 +116,11 @@ def _readme(model: str, card: dict, net: TileNetwork, weights_name: str) -> str:
               + (f" Above {net.brightness_px:g} px the output keeps the input's brightness "
                  "(defocus spreads light, it does not add or remove it), as deblur does for "
                  "this model." if net.brightness_px > 0 else ""),
+              *(["- In deblur this network is also told each marked region's blur, measured "
+                 "against the image's in-focus areas; a package cannot measure it, so here the "
+                 "network judges every tile alone, as deblur runs it on regions whose blur it "
+                 "cannot measure (slightly less sharp on strong blur)."]
+                if getattr(net.net, "blur_channel", False) else []),
               "- It restores WHOLE tiles. In deblur you mark the blurred regions and only those "
               "are restored and blended back; here every pixel is processed: crop or mask the "
               "blurred area yourself, and keep the original beside the result.",

@@ -62,11 +62,15 @@ class TileNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.margin
         padded = mirror_pad(x, m)
+        if getattr(self.net, "blur_channel", False):
+            # a package has no blur measurement to give (core.blur_map): 0, "not measured",
+            # as deblur tells a network for a region whose blur it cannot measure
+            padded = torch.cat([padded, torch.zeros_like(padded)], dim=1)
         total = self.net(padded)
         for k in range(1, self.views):
             total = total + unorient(self.net(orient(padded, k)), k)
         if self.views > 1:
             total = total / self.views
         if self.brightness_px > 0:
-            total = keep_brightness(padded, total, self.brightness_px, self.lowpass_kernel)
+            total = keep_brightness(padded[:, :1], total, self.brightness_px, self.lowpass_kernel)
         return total[..., m:-m, m:-m]

@@ -55,6 +55,9 @@ class Restorer(ABC):
     match_steps: int = 0
     #: how the run used the blur measured on the image, in plain words (shown after a run)
     psf_note: str = ""
+    #: the network takes each region's measured blur as a second input (`core.blur_map`); the
+    #: engine then measures the regions and hands `restore_plane` the map
+    blur_channel: bool = False
 
     def prepare(self, plane: np.ndarray, rois: "RoiSet | None") -> None:
         """Look at the whole plane and the regions before any tile is restored (a model that
@@ -62,8 +65,11 @@ class Restorer(ABC):
         it may change `margin`). Most models need nothing."""
 
     @abstractmethod
-    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
-        """Restore a normalised (H, W) float32 plane; returns (H, W) float32, same scaling."""
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0,
+                      blur: np.ndarray | None = None) -> np.ndarray:
+        """Restore a normalised (H, W) float32 plane; returns (H, W) float32, same scaling.
+        `blur`: the blur channel over the same pixels (`core.blur_map`), for a restorer with
+        `blur_channel`; None: nothing measured (all 0)."""
 
 
 class NetworkRestorer(Restorer):
@@ -103,6 +109,7 @@ class NetworkRestorer(Restorer):
         self.amp = amp
         self.channels_last = channels_last
         self.net = net.to(device).eval()
+        self.blur_channel = bool(getattr(net, "config", {}).get("blur_channel", False))
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -124,9 +131,13 @@ class NetworkRestorer(Restorer):
         total = total[..., :h, :w]
         if self.brightness_px > 0:
             with torch.inference_mode():
-                total = keep_brightness(batch.float(), total, self.brightness_px)
+                total = keep_brightness(batch[:, :total.shape[1]].float(), total, self.brightness_px)
         return total.contiguous()
 
-    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
-        out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0,
+                      blur: np.ndarray | None = None) -> np.ndarray:
+        planes = [np.ascontiguousarray(x, np.float32)]
+        if self.blur_channel:       # tiled with the image, so every tile gets its own part
+            planes.append(np.zeros_like(planes[0]) if blur is None else np.asarray(blur, np.float32))
+        out = tiler.map(self.forward_tiles, torch.from_numpy(np.stack(planes)))
         return out[0].numpy()

@@ -121,7 +121,8 @@ class RichardsonLucy(Restorer):
         """RL iterations on a batch of tiles (N, 1, h, w) of normalised data."""
         return self.iterate(batch, batch)
 
-    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0,
+                      blur: np.ndarray | None = None) -> np.ndarray:
         out = tiler.map(self.forward_tiles, torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])
         return out[0].numpy()
 

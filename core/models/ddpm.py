@@ -301,7 +301,8 @@ class DDPMRestorer(Restorer):
             out = self.net.unet(tiles, tt)
         return out.float().contiguous()
 
-    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0) -> np.ndarray:
+    def restore_plane(self, x: np.ndarray, tiler: Tiler, seed: int = 0,
+                      blur: np.ndarray | None = None) -> np.ndarray:
         blurred = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]       # (1, H, W)
         # the predictor's single pass is a feed-forward generator run like COMI's
         base = blurred if self._predictor is None else tiler.map(self._predictor.forward_tiles, blurred)

@@ -77,7 +77,8 @@ class GanNetworks(nn.Module):
         gen = dict(GENERATOR_PRESETS["cpu"] if generator is None else generator)
         disc = dict(DISC_PRESETS["cpu"] if discriminator is None else discriminator)
         self.g_deblur = make_generator(**gen)       # blurred -> sharp (exported)
-        self.g_blur = make_generator(**gen)         # sharp -> blurred
+        # sharp -> blurred; told nothing (a blur channel is g_deblur's input, core.blur_map)
+        self.g_blur = make_generator(**{k: v for k, v in gen.items() if k != "blur_channel"})
         self.d_sharp = PatchDiscriminator(**disc)   # real sharp vs g_deblur(blurred)
         self.d_blur = PatchDiscriminator(**disc)    # real blurred vs g_blur(sharp)
 

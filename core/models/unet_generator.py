@@ -55,13 +55,17 @@ class UNetGenerator(nn.Module):
         3x3 convolutions per level in the encoder (also the bottleneck) and in the decoder.
     residual : bool
         ``out = x + g(x)`` (needs in_channels == out_channels).
+    blur_channel : bool
+        One more input channel after the image's: each pixel's region's measured blur
+        (``core.blur_map``); the residual adds to the image channels only.
     kind : str
         Always "unet"; recorded in the card so `core.models.generators.make_generator` rebuilds it.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, ngf: int = 16, n_down: int = 3,
                  enc_convs: int = 2, dec_convs: int = 1, residual: bool = True,
-                 kind: str = "unet", widths: Sequence[int] | None = None) -> None:
+                 kind: str = "unet", widths: Sequence[int] | None = None,
+                 blur_channel: bool = False) -> None:
         super().__init__()
         if kind != "unet":
             raise ValueError(f"UNetGenerator is kind 'unet', not {kind!r}")
@@ -76,10 +80,13 @@ class UNetGenerator(nn.Module):
             raise ValueError(f"widths needs n_down + 1 = {n_down + 1} positive channel counts, got {widths}")
         if widths is not None:                  # recorded only when set: older cards stay as they were
             self.config["widths"] = chans
+        if blur_channel:
+            self.config["blur_channel"] = True
         self.n_down, self.residual = n_down, residual
+        self.in_channels, self.blur_channel = in_channels, bool(blur_channel)
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
-        ch = in_channels
+        ch = in_channels + int(self.blur_channel)
         for i, c in enumerate(chans):
             self.encoders.append(nn.Sequential(*[_conv(ch if j == 0 else c, c) for j in range(enc_convs)]))
             ch = c
@@ -104,7 +111,9 @@ class UNetGenerator(nn.Module):
         for i in reversed(range(self.n_down)):
             y = self.decoders[i](self.ups[i](y) + skips.pop())
         y = self.head(y)[..., :h, :w]
-        return x + y.to(x.dtype) if self.residual else y
+        if not self.residual:
+            return y
+        return (x[:, :self.in_channels] if self.blur_channel else x) + y.to(x.dtype)
 
     @property
     def receptive_radius(self) -> int:

@@ -34,7 +34,7 @@ from core.devices import autocast_context
 from core.models.registry import get_entry, load_network
 from core.models.weights import WeightsError
 from training.schedules import lr_lambda
-from training.widen import can_widen, widen_unet
+from training.widen import add_blur_channel, can_add_blur_channel, can_widen, widen_unet
 
 __all__ = ["Precision", "ModelSteps", "load_weights_into"]
 
@@ -92,7 +92,9 @@ def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
     constructor kwargs, not only the tensor shapes): a WeightsError names the file and every
     setting that differs. One exception: a U-Net generator built here with more channels per
     level than the file's is loaded widened (`training.widen`: it starts out computing exactly
-    what the file's network computes); the returned card then says ``widened_from``.
+    what the file's network computes); the returned card then says ``widened_from``. Likewise
+    one built with a blur channel (``core.blur_map``) where the file's has none: the card then
+    says ``blur_channel_added_to``.
     """
     src, card = load_network(path)
     for net in nets:
@@ -100,6 +102,10 @@ def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
         if want != have and can_widen(src, net):
             widen_unet(src, net)
             card = {**card, "widened_from": have}
+            continue
+        if can_add_blur_channel(src, net):
+            add_blur_channel(src, net)
+            card = {**card, "blur_channel_added_to": have}
             continue
         if type(src) is not type(net) or want != have:
             diff = ", ".join(f"{k} {have.get(k)!r} (here: {want.get(k)!r})"
@@ -206,8 +212,9 @@ class ModelSteps(ABC):
         """One optimisation step on a batch already on the device; returns the losses."""
 
     @abstractmethod
-    def predict_batch(self, blurred: torch.Tensor) -> torch.Tensor:
-        """Restore a (N, 1, P, P) blurred batch for validation (deterministic, no grad)."""
+    def predict_batch(self, blurred: torch.Tensor, blur: torch.Tensor | None = None) -> torch.Tensor:
+        """Restore a (N, 1, P, P) blurred batch for validation (deterministic, no grad);
+        `blur`: the batch's blur channel (``training.blur_told``), for a network that takes one."""
 
     @abstractmethod
     def export_network(self) -> tuple[nn.Module, str]:

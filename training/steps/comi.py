@@ -58,14 +58,14 @@ class ComiSteps(GanSteps):
         blurred, sharp, w = batch["blurred"], batch["sharp"], self.w
         float32 = torch.autocast(self.device.type, enabled=False)   # loss maths: see below
         if step < int(w["warm_start_steps"]):
-            fake = self.net("g_deblur")(blurred)
+            fake = self.net("g_deblur")(self.told(blurred, batch.get("blur")))
             with float32:
                 terms = {"content": F.l1_loss(fake.float(), sharp.float()),
                          "perceptual": structure_loss(fake.float(), sharp.float())}
                 loss = w["content"] * terms["content"] + w["perceptual"] * terms["perceptual"]
             return loss, terms, None
 
-        t = self.translate(blurred, sharp)
+        t = self.translate(blurred, sharp, batch.get("blur"))
         terms = self.cycle_terms(t, blurred, sharp)
         with torch.no_grad():
             _, feats_real = self.modules["d_sharp"](sharp, features=True)

@@ -124,7 +124,7 @@ class DDPMSteps(ModelSteps):
         self.ema.update(raw)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
-    def predict_batch(self, blurred: torch.Tensor) -> torch.Tensor:
+    def predict_batch(self, blurred: torch.Tensor, blur: torch.Tensor | None = None) -> torch.Tensor:
         """DDIM sampling with the EMA weights, fixed seed, ``val_sample_steps`` steps."""
         return self.ema.model.sample(blurred, steps=self.val_steps, seed=0).float()
 

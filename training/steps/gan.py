@@ -86,13 +86,22 @@ class GanSteps(ModelSteps):
                       "blur": ImagePool(int(loss["pool_size"]), seed=seed + 2)}
 
     # ------------------------------------------------------------------ for the objectives
-    def translate(self, blurred: torch.Tensor, sharp: torch.Tensor) -> Translation:
-        """Both generators forward (with gradients), the frozen discriminators' scores."""
+    def told(self, x: torch.Tensor, blur: torch.Tensor | None) -> torch.Tensor:
+        """g_deblur's input: `x`, plus the told blur (None: 0, nothing measured) when the
+        generator has a blur channel (``core.blur_map``)."""
+        if not getattr(self.modules["g_deblur"], "blur_channel", False):
+            return x
+        return torch.cat([x, torch.zeros_like(x) if blur is None else blur.to(x.dtype)], 1)
+
+    def translate(self, blurred: torch.Tensor, sharp: torch.Tensor,
+                  blur: torch.Tensor | None = None) -> Translation:
+        """Both generators forward (with gradients), the frozen discriminators' scores.
+        `blur`: what g_deblur is told of `blurred` (and of its re-blurred sharp partner)."""
         n = blurred.shape[0]
         g_deblur, g_blur = self.net("g_deblur"), self.net("g_blur")
-        fake_s, idt_s = g_deblur(torch.cat([blurred, sharp])).split(n)
+        fake_s, idt_s = g_deblur(torch.cat([self.told(blurred, blur), self.told(sharp, None)])).split(n)
         rec_b, fake_b, idt_b = g_blur(torch.cat([fake_s, sharp, blurred])).split(n)
-        rec_s = g_deblur(fake_b)
+        rec_s = g_deblur(self.told(fake_b, blur))
         score_s, feats = self.modules["d_sharp"](fake_s, features=True)
         return Translation(fake_sharp=fake_s, fake_blurred=fake_b, cycled_blurred=rec_b,
                            cycled_sharp=rec_s, same_sharp=idt_s, same_blurred=idt_b,
@@ -161,9 +170,9 @@ class GanSteps(ModelSteps):
         return [p for n in names for p in self.modules[n].parameters()]
 
     # ------------------------------------------------------------------ validation / export
-    def predict_batch(self, blurred: torch.Tensor) -> torch.Tensor:
+    def predict_batch(self, blurred: torch.Tensor, blur: torch.Tensor | None = None) -> torch.Tensor:
         """The exported generator in float32, exactly as inference runs it (no autocast)."""
-        return self.modules["g_deblur"](blurred).float()
+        return self.modules["g_deblur"](self.told(blurred, blur)).float()
 
     def export_network(self) -> tuple[nn.Module, str]:
         return self.modules["g_deblur"], ""
