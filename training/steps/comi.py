@@ -27,7 +27,13 @@ from core.models.losses import perceptual_loss, structure_loss
 from training.settings import setting
 from training.steps.gan import GanLoss, GanSteps, Translation
 
-__all__ = ["ComiSteps", "ComiLoss"]
+__all__ = ["ComiSteps", "ComiLoss", "BLUR_CHANNEL_NOTE"]
+
+BLUR_CHANNEL_NOTE = ("The generator is also told each region's blur, measured against the image's "
+                     "in-focus areas (a second input channel, core.blur_map; 0 where nothing was "
+                     "measured, for regions that look sharp and for bioimage.io packages); it "
+                     "was trained on the simulator's true blur with the measurement's kind of "
+                     "errors (training.blur_told).")
 
 
 @dataclass
@@ -95,4 +101,6 @@ class ComiSteps(GanSteps):
                     f"{warm} steps, then with all the COMI losses.")
         else:
             note = ""
+        if getattr(self.modules["g_deblur"], "blur_channel", False):
+            note = (note + " " if note else "") + BLUR_CHANNEL_NOTE
         return self.modules["g_deblur"], note
