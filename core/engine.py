@@ -244,6 +244,10 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     if progress is not None:
         progress(0, total)
 
+    # what a network with a blur channel is told over each region's box (every plane alike)
+    blur_maps = [None if radii is None else
+                 region_blur_map(rois, radii, (h, w), (r.y0, r.y1, r.x0, r.x1)) for r in regions] \
+        if restorer.blur_channel else []
     out = data.copy()
     dst = np.moveaxis(out, (yi, xi), (-2, -1))
     work = np.float64 if data.dtype == np.float64 else np.float32
@@ -258,13 +262,9 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
             filled, nonfinite = finite_copy(sub)
             x = normalize(filled, params)
             del filled
-            told = {}
-            if restorer.blur_channel:
-                told["blur"] = None if radii is None else region_blur_map(
-                    rois, radii, (h, w), (region.y0, region.y1, region.x0, region.x1))
+            told = {"blur": blur_maps[r_index]} if restorer.blur_channel else {}
             y = restorer.restore_plane(x, tilers[r_index], seed=seed + 1009 * p_index + r_index,
                                        **told)
-            del told
             if matcher is not None:
                 y = matcher.apply(x, y, (region.y0, region.y1, region.x0, region.x1), tile=tile,
                                   overlap=overlap, batch_size=batch_size, on_batch=check_cancel)
