@@ -65,9 +65,10 @@ def blur_channel_note(radii: Sequence[float]) -> str:
     alone = [str(i) for i, r in enumerate(radii, start=1) if r <= 0]
     parts = []
     if told:
-        parts.append("told the network the measured blur of region " + ", ".join(told))
+        parts.append("used the measured blur of region " + ", ".join(told))
     if alone:
-        parts.append(("region " if len(alone) == 1 else "regions ") + ", ".join(alone)
-                     + (" looks" if len(alone) == 1 else " look")
-                     + " sharp or could not be measured: judged by the network alone")
+        one = len(alone) == 1
+        parts.append(("region " if one else "regions ") + ", ".join(alone)
+                     + (" looks sharp or its" if one else " look sharp or their")
+                     + " blur could not be measured: restored without it")
     return "; ".join(parts)

@@ -261,8 +261,9 @@ class RunController(QtCore.QObject):
             self.model_panel.refresh_run()
         log.info("Done in %.1f s on %s: %s", out.seconds, out.device_label, result.label)
         if out.note:
-            log.info("%s", out.note)
-            self.show_status(f"Done. {out.note[0].upper()}{out.note[1:]}.", 15000)
+            note = f"{out.note[0].upper()}{out.note[1:]}"
+            log.info("%s", note)
+            self.show_status(f"Done. {note}.", 15000)
         for label, blur, verdict in out.checks:
             log.info("  %s: %s", label, region_line(blur, verdict))
         self.result_ready.emit(result)

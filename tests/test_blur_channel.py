@@ -68,7 +68,7 @@ def test_the_engine_tells_the_network_the_measured_blur_of_each_region():
     told = (out - img)[region] / params_scale      # back to normalised units
     assert np.allclose(told, blur_value(r), atol=1e-4)
     assert np.array_equal(out[~region], img[~region])      # nothing outside changes
-    assert "told the network the measured blur of region 1" in restorer.psf_note
+    assert "used the measured blur of region 1" in restorer.psf_note
     # no regions: the whole field, told nothing (0 everywhere): the output is the input
     assert np.allclose(restore(img, restorer, None), img, atol=1e-3)
 
@@ -80,7 +80,7 @@ def test_a_region_that_looks_sharp_is_told_nothing():
     out = restore(img, restorer, rois)
     assert estimate_regions(img, rois)[0].looks_sharp
     assert np.allclose(out, img, atol=1e-3)
-    assert "judged by the network alone" in restorer.psf_note
+    assert "looks sharp or its blur could not be measured: restored without it" in restorer.psf_note
 
 
 def test_a_network_given_the_channel_computes_what_it_did_until_it_trains(tmp_path):

@@ -87,7 +87,7 @@ def test_matching_reports_which_regions_it_used(nuclei):
     model = load_model("comi", device="cpu", **{MATCH_KEY: 1})
     restore(blurred, model, rois)
     assert "matched the input with the measured blur in region 1 (" in model.psf_note
-    assert model.psf_note.startswith("told the network the measured blur of region 1 (")
+    assert model.psf_note.startswith("used the measured blur of region 1 (")
     restore(blurred[:96, :96], model, None)          # the same model, next file: no regions
     assert model.psf_note == ""
 

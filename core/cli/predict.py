@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
                     bar.close()
             if not args.quiet:
                 print(f"{inp} -> {dest}", file=sys.stderr)
-            note = getattr(model, "psf_note", "")
+            note = getattr(used, "psf_note", "")
             if note and not args.quiet:
                 print(f"deblur: {inp.name}: {note}", file=sys.stderr)
             if args.report:
