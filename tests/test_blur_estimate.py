@@ -120,3 +120,25 @@ def test_richardson_lucy_at_its_defaults_restores_rather_than_harms():
         gain = psnr(out, case.sharp, rng, mask=case.region) - psnr(case.blurred, case.sharp, rng,
                                                                       mask=case.region)
         assert gain > 0.3, (case.name, case.radius_px, gain)
+
+
+def test_a_small_region_of_a_large_frame_is_measured_against_its_neighbourhood(monkeypatch):
+    """Memory and time follow the regions, not the frame: the focus map is computed on the
+    regions' neighbourhood only, and the estimate is the one of that neighbourhood."""
+    import core.focus as focus_module
+    from core.blur_estimate import REFERENCE_REACH_PX, estimate_regions
+    from core.roi import Rect, RoiSet
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    big = ndimage.gaussian_filter(rng.random((3000, 2500)), 1.0).astype(np.float32)
+    big[1200:1400, 1000:1200] = ndimage.gaussian_filter(big[1150:1450, 950:1250], 4.0)[50:250, 50:250]
+    rois = RoiSet([Rect(1000, 1200, 200, 200)], feather=0)
+    shapes = []
+    real = focus_module.focus_map
+    monkeypatch.setattr(focus_module, "focus_map", lambda p, *a, **k: shapes.append(p.shape) or real(p, *a, **k))
+    (est,) = estimate_regions(big, rois)
+    assert shapes == [(200 + 2 * REFERENCE_REACH_PX, 200 + 2 * REFERENCE_REACH_PX)]
+    crop = big[1200 - REFERENCE_REACH_PX:1400 + REFERENCE_REACH_PX, 1000 - REFERENCE_REACH_PX:1200 + REFERENCE_REACH_PX]
+    (same,) = estimate_regions(crop, RoiSet([Rect(REFERENCE_REACH_PX, REFERENCE_REACH_PX, 200, 200)], feather=0))
+    assert est.radius_px == same.radius_px and est.radius_px > 2
