@@ -21,6 +21,10 @@ which any blur of 2 px or more takes down). A region whose fit reads at most
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -341,14 +345,48 @@ def _near_the_regions(plane: np.ndarray, rois: RoiSet) -> tuple[np.ndarray, RoiS
     return plane[r0:r1, c0:c1], RoiSet([r.shifted(-c0, -r0) for r in rois.rois], feather=rois.feather)
 
 
+#: the last few measurements (`estimate_regions`): one run asks for the same one several times
+#: (the app's region list, the engine for the network's blur channel and "Match the input",
+#: Richardson-Lucy's radius, the trust check after the run), and each costs the focus map of
+#: the regions' neighbourhood and a spectral fit per region (about a second)
+_MEASURED: "OrderedDict[tuple, list[BlurEstimate]]" = OrderedDict()
+_MEASURED_SIZE = 4
+_MEASURED_LOCK = threading.Lock()
+
+
 def estimate_regions(plane: np.ndarray, rois: RoiSet, **optics: float) -> list[BlurEstimate]:
     """One estimate per ROI, each against the in-focus areas outside all of them (within
     `REFERENCE_REACH_PX` of the regions); an RGB plane (Y, X, S) is measured on its mean
-    intensity."""
+    intensity. The same pixels and regions are measured once (`_MEASURED`); each caller gets
+    its own copies."""
     plane = np.asarray(plane, np.float32)
     if plane.ndim == 3:
         plane = plane.mean(axis=-1)
     plane, rois = _near_the_regions(plane, rois)
+    plane = np.ascontiguousarray(plane)
+    key = (plane.shape, hashlib.blake2b(plane.tobytes(), digest_size=16).digest(),
+           repr(rois.rois), tuple(sorted(optics.items())))
+    with _MEASURED_LOCK:
+        hit = _MEASURED.get(key)
+        if hit is not None:
+            _MEASURED.move_to_end(key)
+            return copy.deepcopy(hit)
+    out = _measure_regions(plane, rois, **optics)
+    with _MEASURED_LOCK:
+        _MEASURED[key] = copy.deepcopy(out)
+        while len(_MEASURED) > _MEASURED_SIZE:
+            _MEASURED.popitem(last=False)
+    return out
+
+
+def forget_measurements() -> None:
+    """Empty the store of measurements, so the next run measures from scratch (the speed
+    bench times what a first run of an image costs)."""
+    with _MEASURED_LOCK:
+        _MEASURED.clear()
+
+
+def _measure_regions(plane: np.ndarray, rois: RoiSet, **optics: float) -> list[BlurEstimate]:
     focus = _focus_or_none(plane)
     reference = in_focus_reference(plane, rois, focus=focus)
     out = []

@@ -14,13 +14,17 @@ largest radius; larger readings go above 1.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from core.roi import RoiSet, roi_mask
 
-__all__ = ["BLUR_MAP_SCALE_PX", "blur_value", "region_radius", "region_blur_map", "blur_channel_note"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BLUR_MAP_SCALE_PX", "blur_value", "region_radius", "region_blur_map", "blur_channel_note",
+           "with_blur"]
 
 #: the radius whose blur value is 1
 BLUR_MAP_SCALE_PX = 40.0
@@ -72,3 +76,13 @@ def blur_channel_note(radii: Sequence[float]) -> str:
                      + (" looks sharp or its" if one else " look sharp or their")
                      + " blur could not be measured: restored without it")
     return "; ".join(parts)
+
+
+def with_blur(net, x: "torch.Tensor", blur: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """`net`'s input for a batch `x` (N, C, H, W): `x` itself, or for a network with a blur
+    channel `x` and `blur` (None: 0, nothing measured) side by side."""
+    if not getattr(net, "blur_channel", False):
+        return x
+    import torch
+
+    return torch.cat([x, torch.zeros_like(x) if blur is None else blur.to(x.dtype)], 1)

@@ -145,6 +145,28 @@ def _blend_into(dst: np.ndarray, sub: np.ndarray, y: np.ndarray, m: np.ndarray |
         dst[rows] = new
 
 
+def _use_region_blur(restorer: Any, plane: np.ndarray, rois: RoiSet | None,
+                     ) -> tuple[InputMatch | None, list[float] | None]:
+    """What the restorer does with each ROI's measured blur (measured once, on `plane`):
+    "Match the input" (None when off or nothing to match) and the radii a network with a
+    blur channel is told (None: no ROIs or no channel: it is told 0 everywhere). Sets the
+    restorer's note on both; a restorer used again (a batch) must not keep the last one."""
+    estimates = None
+    if rois is not None and rois.rois and (restorer.blur_channel or restorer.match_steps > 0):
+        from core.blur_estimate import estimate_regions
+
+        estimates = estimate_regions(plane, rois)
+    matcher = InputMatch.measure(plane, rois, restorer.match_steps, restorer.device,
+                                 estimates=estimates)
+    radii = None if estimates is None or not restorer.blur_channel else \
+        [region_radius(e) for e in estimates]
+    if restorer.match_steps > 0 or restorer.blur_channel:
+        notes = [] if radii is None else [blur_channel_note(radii)]
+        notes += [] if matcher is None or not matcher.note else [matcher.note]
+        restorer.psf_note = "; ".join(notes)
+    return (None if matcher is None or not matcher.blurs else matcher), radii
+
+
 def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | None = None,
             tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, device: str = "auto", seed: int = 0,
             weights: str | None = None, batch_size: int | None = None,
@@ -199,25 +221,8 @@ def restore(image: Any, model: Any, rois: RoiSet | None = None, *, axes: str | N
     # so does "Match the input" (the blur of each ROI)
     measured = first_plane(data, axes)
     restorer.prepare(measured, rois)
-    has_rois = rois is not None and bool(rois.rois)
-    estimates = None
-    if has_rois and (restorer.blur_channel or restorer.match_steps > 0):
-        from core.blur_estimate import estimate_regions
-
-        estimates = estimate_regions(measured, rois)
-    matcher = InputMatch.measure(measured, rois, restorer.match_steps, restorer.device,
-                                 estimates=estimates)
+    matcher, radii = _use_region_blur(restorer, measured, rois)
     del measured
-    # a network told each region's blur (core.blur_map): 0 for regions that look sharp or
-    # could not be measured, and for the whole field when there are no ROIs
-    radii = None if estimates is None or not restorer.blur_channel else \
-        [region_radius(e) for e in estimates]
-    if restorer.match_steps > 0 or restorer.blur_channel:   # a batch must not keep the last note
-        notes = [] if radii is None else [blur_channel_note(radii)]
-        notes += [] if matcher is None or not matcher.note else [matcher.note]
-        restorer.psf_note = "; ".join(notes)
-    if matcher is not None and not matcher.blurs:
-        matcher = None
 
     if batch_size is None:
         from core.devices import tile_batch_size

@@ -140,5 +140,33 @@ def test_a_small_region_of_a_large_frame_is_measured_against_its_neighbourhood(m
     (est,) = estimate_regions(big, rois)
     assert shapes == [(200 + 2 * REFERENCE_REACH_PX, 200 + 2 * REFERENCE_REACH_PX)]
     crop = big[1200 - REFERENCE_REACH_PX:1400 + REFERENCE_REACH_PX, 1000 - REFERENCE_REACH_PX:1200 + REFERENCE_REACH_PX]
-    (same,) = estimate_regions(crop, RoiSet([Rect(REFERENCE_REACH_PX, REFERENCE_REACH_PX, 200, 200)], feather=0))
+    # measured afresh (not from the cache of measurements) on that neighbourhood alone
+    from core.blur_estimate import _measure_regions
+    (same,) = _measure_regions(crop, RoiSet([Rect(REFERENCE_REACH_PX, REFERENCE_REACH_PX, 200, 200)], feather=0))
     assert est.radius_px == same.radius_px and est.radius_px > 2
+
+
+def test_the_same_pixels_and_regions_are_measured_once(monkeypatch):
+    """One run asks for the same measurement several times (region list, engine, trust
+    check): the focus map and fits run once; other pixels or regions are measured anew, and
+    each caller gets its own copy."""
+    import core.focus as focus_module
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    plane = ndimage.gaussian_filter(rng.random((256, 256)), 1.0).astype(np.float32)
+    plane[64:160, 64:160] = ndimage.gaussian_filter(plane, 3.0)[64:160, 64:160]
+    rois = RoiSet([Rect(64, 64, 96, 96)])
+    calls = []
+    real = focus_module.focus_map
+    monkeypatch.setattr(focus_module, "focus_map", lambda p, *a, **k: calls.append(1) or real(p, *a, **k))
+    first = estimate_regions(plane, rois)
+    again = estimate_regions(plane.copy(), RoiSet([Rect(64, 64, 96, 96)], feather=3))
+    assert len(calls) == 1 and again[0].radius_px == first[0].radius_px
+    again[0].radius_px = -1.0                          # a caller's copy, not the stored one
+    assert estimate_regions(plane, rois)[0].radius_px == first[0].radius_px
+    changed = plane.copy()
+    changed[0, 0] += 1.0
+    estimate_regions(changed, rois)
+    estimate_regions(plane, RoiSet([Rect(60, 64, 96, 96)]))
+    assert len(calls) == 3

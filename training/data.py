@@ -228,9 +228,9 @@ class PatchDataset(_Grouped):
             want = bool(rng.random() < self.blur_bias) if steer is not None else None
             corners.append(windows.choose(rng, want, spread=corners, max_overlap=self.max_overlap))
         blur = None
-        if f.blur_px is not None:       # what a blur channel is told: its own stream, so the
-            told = told_blur(item_rng(self.seed, self.split, index, stream=6),   # patches stay
-                             f.blur_px, f.mask)                                  # as before
+        if f.blur_px is not None:
+            # what a blur channel is told, from its own seed stream: the patches stay as before
+            told = told_blur(item_rng(self.seed, self.split, index, stream=6), f.blur_px, f.mask)
             blur = pad_to(told, self.patch)
         return blurred, sharp, (mask, blur), corners
 

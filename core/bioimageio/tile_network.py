@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.blur_map import with_blur
 from core.models.base import ORIENTATION_CHOICES, orient, unorient
 from core.models.generators import make_generator
 from core.models.layers import gaussian_kernel1d, keep_brightness, lowpass_reach
@@ -61,11 +62,9 @@ class TileNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.margin
-        padded = mirror_pad(x, m)
-        if getattr(self.net, "blur_channel", False):
-            # a package has no blur measurement to give (core.blur_map): 0, "not measured",
-            # as deblur tells a network for a region whose blur it cannot measure
-            padded = torch.cat([padded, torch.zeros_like(padded)], dim=1)
+        # a package has no blur measurement to give a network with a blur channel: 0, "not
+        # measured", as deblur tells it for a region whose blur it cannot measure
+        padded = with_blur(self.net, mirror_pad(x, m))
         total = self.net(padded)
         for k in range(1, self.views):
             total = total + unorient(self.net(orient(padded, k)), k)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.blur_map import with_blur
 from core.models.generators import GanNetworks
 from core.models.losses import lsgan_d_loss, lsgan_g_loss
 from training.image_pool import ImagePool
@@ -87,11 +88,8 @@ class GanSteps(ModelSteps):
 
     # ------------------------------------------------------------------ for the objectives
     def told(self, x: torch.Tensor, blur: torch.Tensor | None) -> torch.Tensor:
-        """g_deblur's input: `x`, plus the told blur (None: 0, nothing measured) when the
-        generator has a blur channel (``core.blur_map``)."""
-        if not getattr(self.modules["g_deblur"], "blur_channel", False):
-            return x
-        return torch.cat([x, torch.zeros_like(x) if blur is None else blur.to(x.dtype)], 1)
+        """g_deblur's input: `x`, plus the told blur when it has a blur channel."""
+        return with_blur(self.modules["g_deblur"], x, blur)
 
     def translate(self, blurred: torch.Tensor, sharp: torch.Tensor,
                   blur: torch.Tensor | None = None) -> Translation:
