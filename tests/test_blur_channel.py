@@ -157,3 +157,55 @@ def test_deblur_train_adds_the_channel_to_a_trained_comi_and_the_result_restores
     out = restore(img, "comi", rois, weights=str(run / "comi.safetensors"), device="cpu")
     assert out.shape == img.shape and np.isfinite(out).all()
     assert np.array_equal(out[roi_mask(rois, img.shape) == 0], img[roi_mask(rois, img.shape) == 0])
+
+
+def test_unpaired_training_tells_each_blurred_patch_its_own_blur():
+    """CycleGAN's data: the blur channel of an item is its BLURRED patch's, turned and flipped
+    with it (it covers exactly that patch's marked region), never its sharp partner's."""
+    from training.data import make_datasets
+
+    train, _ = make_datasets("synthetic", paired=False, patch=64, seed=3, train_length=16, val_length=2)
+    told = 0
+    for i in range(len(train)):
+        item = train[i]
+        blur, mask = item["blur"][0].numpy(), item["mask"][0].numpy()
+        if blur.any():
+            told += 1
+            assert np.array_equal(blur > 0, mask > 0), i
+    assert told >= 4
+
+
+def test_a_fine_tuned_gan_holds_its_deblurring_generator_while_the_fresh_networks_catch_up():
+    from training.config import load_config
+    from training.steps import Precision, build_steps
+
+    cfg = load_config("cyclegan", "tiny")
+    cfg["loss"]["hold_deblur_steps"] = 2
+    cpu = torch.device("cpu")
+    steps = build_steps("cyclegan", cfg, cpu, Precision(cpu, False))
+    rng = np.random.default_rng(0)
+    batch = {k: torch.from_numpy(rng.random((2, 1, 32, 32), dtype=np.float32)) for k in ("blurred", "sharp")}
+
+    def snapshot(name):
+        return [p.detach().clone() for p in steps.modules[name].parameters()]
+
+    deblur, reblur = snapshot("g_deblur"), snapshot("g_blur")
+    for step in (0, 1):
+        steps.train_step(batch, step)
+    assert all(torch.equal(a, b) for a, b in zip(deblur, snapshot("g_deblur")))
+    assert not all(torch.equal(a, b) for a, b in zip(reblur, snapshot("g_blur")))
+    assert all(p.requires_grad for p in steps.modules["g_deblur"].parameters())
+    steps.train_step(batch, 2)
+    assert not all(torch.equal(a, b) for a, b in zip(deblur, snapshot("g_deblur")))
+
+
+def test_training_can_tell_mild_blur_nothing_as_often_as_the_estimate_calls_it_sharp():
+    yy, xx = np.mgrid[:64, :64]
+    mask = ((yy - 32) ** 2 + (xx - 32) ** 2 < 400).astype(np.float32)
+
+    def blind(radius: float, mild_blind: float) -> int:
+        return sum(not told_blur(np.random.default_rng(i), radius * mask, mask, mild_blind).any()
+                   for i in range(400))
+
+    assert blind(1.5, 0.85) > 300 and blind(1.5, 0.0) < 90    # mild: mostly told nothing
+    assert blind(6.0, 0.85) == blind(6.0, 0.0) < 90            # clear blur: unchanged

@@ -158,7 +158,7 @@ class _Grouped(Dataset):
     patches_per_field: int
 
     def _common(self, length: int, patch: int, seed: int, split: int, augment: bool | None,
-                blur_bias: float) -> None:
+                blur_bias: float, mild_blind: float = 0.0) -> None:
         """The settings every patch dataset has; augmentation defaults to on for training."""
         if patch < 8:
             raise ValueError("patch must be at least 8 pixels")
@@ -168,6 +168,7 @@ class _Grouped(Dataset):
         self.split = int(split)
         self.augment = (split == TRAIN) if augment is None else bool(augment)
         self.blur_bias = float(blur_bias)
+        self.mild_blind = float(mild_blind)      # `training.blur_told.told_blur`'s `mild_blind`
 
     def _setup(self, patches_per_field: int, cache_fields: int, max_overlap: float) -> None:
         if int(patches_per_field) < 1:
@@ -207,9 +208,9 @@ class PatchDataset(_Grouped):
 
     def __init__(self, source, length: int, *, patch: int = 128, seed: int = 0, split: int = TRAIN,
                  augment: bool | None = None, blur_bias: float = 0.85, patches_per_field: int = 1,
-                 cache_fields: int = 8, max_overlap: float = 0.25) -> None:
+                 cache_fields: int = 8, max_overlap: float = 0.25, mild_blind: float = 0.0) -> None:
         self.source = source
-        self._common(length, patch, seed, split, augment, blur_bias)
+        self._common(length, patch, seed, split, augment, blur_bias, mild_blind)
         self.has_mask = getattr(source, "has_mask", True)
         self._setup(patches_per_field, cache_fields, max_overlap)
 
@@ -230,7 +231,8 @@ class PatchDataset(_Grouped):
         blur = None
         if f.blur_px is not None:
             # what a blur channel is told, from its own seed stream: the patches stay as before
-            told = told_blur(item_rng(self.seed, self.split, index, stream=6), f.blur_px, f.mask)
+            told = told_blur(item_rng(self.seed, self.split, index, stream=6), f.blur_px, f.mask,
+                             self.mild_blind)
             blur = pad_to(told, self.patch)
         return blurred, sharp, (mask, blur), corners
 
@@ -267,15 +269,17 @@ class UnpairedDataset(_Grouped):
     of `sharp_source` (another seed, file or position), with i the item (or, with
     `patches_per_field` K > 1, the item's field i // K: K items share each pair of fields). When
     both happen to come from the same image plane, the sharp window is placed so it does not
-    overlap the blurred one. Items: {"blurred", "sharp", "mask" (of the blurred patch, when known)}.
+    overlap the blurred one. Items: {"blurred", "sharp", "mask" and "blur" (of the blurred patch,
+    when known)}.
     """
 
     def __init__(self, blurred_source, sharp_source, length: int, *, patch: int = 128, seed: int = 0,
                  split: int = TRAIN, augment: bool | None = None, blur_bias: float = 0.85,
-                 patches_per_field: int = 1, cache_fields: int = 8, max_overlap: float = 0.25) -> None:
+                 patches_per_field: int = 1, cache_fields: int = 8, max_overlap: float = 0.25,
+                 mild_blind: float = 0.0) -> None:
         self.blurred_source = blurred_source
         self.sharp_source = sharp_source
-        self._common(length, patch, seed, split, augment, blur_bias)
+        self._common(length, patch, seed, split, augment, blur_bias, mild_blind)
         self._setup(patches_per_field, cache_fields, max_overlap)
 
     def __len__(self) -> int:
@@ -283,7 +287,7 @@ class UnpairedDataset(_Grouped):
 
     def sources(self, index: int) -> tuple[tuple, tuple]:
         """Provenance (image, plane, y, x) of the blurred and sharp patch of item `index`."""
-        return self._draw(index)[4:]
+        return self._draw(index)[5:]
 
     #: sharp fields drawn for one blurred field before giving up on keeping them apart
     SHARP_TRIES = 8
@@ -298,6 +302,11 @@ class UnpairedDataset(_Grouped):
         fb = self.blurred_source.field(rng_b, 2 * fi, need="blurred")
         blurred = pad_to(fb.blurred, self.patch)
         mask = None if fb.mask is None else pad_to(fb.mask, self.patch)
+        told = None
+        if fb.blur_px is not None:
+            # what a blur channel is told of the blurred field, from its own seed stream
+            told = pad_to(told_blur(item_rng(self.seed, self.split, 2 * fi, stream=9), fb.blur_px,
+                                    fb.mask, self.mild_blind), self.patch)
         win_b = Windows(blurred, mask, self.patch)
         corners_b: list[tuple[int, int]] = []
         for _ in range(slots):
@@ -308,7 +317,7 @@ class UnpairedDataset(_Grouped):
             sharp = pad_to(fs.sharp, self.patch)
             pairs = self._pair(fb, fs, Windows(sharp, None, self.patch), corners_b, rng_s)
             if pairs is not None:
-                return blurred, mask, sharp, pairs
+                return blurred, (mask, told), sharp, pairs
         raise ValueError(f"{fb.tag[0]}: unpaired training needs at least two images, or images at "
                          f"least twice the patch size ({self.patch} px), so that blurred and sharp "
                          f"patches never show the same place")
@@ -338,11 +347,11 @@ class UnpairedDataset(_Grouped):
         if k == 1:
             rng_b = item_rng(self.seed, self.split, 2 * index, stream=1)
             rng_s = item_rng(self.seed, self.split, 2 * index + 1, stream=2)
-            blurred, mask, sharp, pairs = self._plan(rng_b, rng_s, index, 1)
+            blurred, (mask, told), sharp, pairs = self._plan(rng_b, rng_s, index, 1)
             pair = pairs[0]
         else:
             f, j = divmod(int(index), k)
-            blurred, mask, sharp, pairs = self._cache.get(f, lambda: self._plan(
+            blurred, (mask, told), sharp, pairs = self._cache.get(f, lambda: self._plan(
                 item_rng(self.seed, self.split, 2 * f, stream=7), item_rng(self.seed, self.split, 2 * f + 1, stream=8),
                 f, k))
             pair, rng_s = pairs[j], item_rng(self.seed, self.split, index, stream=6)
@@ -350,20 +359,23 @@ class UnpairedDataset(_Grouped):
         p = self.patch
         pb = blurred[yb:yb + p, xb:xb + p]
         pm = None if mask is None else mask[yb:yb + p, xb:xb + p]
+        pt = None if told is None else told[yb:yb + p, xb:xb + p]
         ps = sharp[ys:ys + p, xs:xs + p]
-        return pb, pm, ps, rng_s, tag_b, tag_s
+        return pb, pm, pt, ps, rng_s, tag_b, tag_s
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        pb, pm, ps, rng_s, _, _ = self._draw(index)
+        pb, pm, pt, ps, rng_s, _, _ = self._draw(index)
         if self.augment:
             rng = item_rng(self.seed, self.split, index, stream=3)
-            pb, _, pm = _augment(rng, [pb, None, pm])
+            pb, _, pm, pt = _augment(rng, [pb, None, pm, pt])
             ps, = _augment(rng_s, [ps])
         item = {"blurred": _tensor(pb), "sharp": _tensor(ps)}
         if pm is not None:
             item["mask"] = _tensor(pm)
+        if pt is not None:
+            item["blur"] = _tensor(pt)
         return item
 
 
@@ -408,8 +420,8 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
                   val_fraction: float = 0.1, paired: bool = True, degradation: DefocusConfig | None = None,
                   field: int | None = None, train_length: int | None = None, val_length: int | None = None,
                   kinds: dict[str, float] | list[str] | None = None, patches_per_field: int | None = None,
-                  cache_fields: int = 8, real_planes: list | None = None, real_share: float = 0.5
-                  ) -> tuple[Dataset, Dataset]:
+                  cache_fields: int = 8, real_planes: list | None = None, real_share: float = 0.5,
+                  mild_blind: float = 0.0) -> tuple[Dataset, Dataset]:
     """Training and validation datasets for every trainer.
 
     Parameters
@@ -447,11 +459,14 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         Real sharp planes (``training.real_splits.load_train_planes``) mixed into synthetic data:
         a share `real_share` of the fields is cut from them (magnified 0.5-2x, gamma changed)
         and blurred by the same simulator.
+    mild_blind
+        How often a blur channel is told nothing about a region blurred under
+        `training.blur_told.MILD_BLUR_PX` (``[data] mild_blind_share``; 0: as often as any other).
     """
     cfg = degradation or DefocusConfig()
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    common = dict(patch=patch, seed=seed)
+    common = dict(patch=patch, seed=seed, mild_blind=mild_blind)
     k_sim = PATCHES_PER_FIELD if patches_per_field is None else int(patches_per_field)
     k_real = 1 if patches_per_field is None else int(patches_per_field)
     sim_tr = dict(common, patches_per_field=k_sim, cache_fields=cache_fields)

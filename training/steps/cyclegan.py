@@ -28,7 +28,7 @@ class CycleGANSteps(GanSteps):
                             ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Translation]:
         """The whole CycleGAN generator loss, weighted by ``[loss]``."""
         blurred, sharp, w = batch["blurred"], batch["sharp"], self.w
-        t = self.translate(blurred, sharp)
+        t = self.translate(blurred, sharp, batch.get("blur"))
         terms = self.cycle_terms(t, blurred, sharp)
         loss = (w["adversarial"] * terms["adv"] + w["cycle"] * terms["cycle"]
                 + w["identity"] * terms["identity"])

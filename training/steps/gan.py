@@ -39,6 +39,10 @@ class GanLoss:
     identity: float = setting(5.0, "identity L1 weight (0.5 x cycle: Zhu et al.'s lambda_identity)",
                               min=0.0)
     pool_size: int = setting(50, "history of generated images shown to the discriminators", min=0)
+    hold_deblur_steps: int = setting(0, "first steps in which g_deblur does not learn: a run "
+                                        "started (--init) from a weights file, which holds g_deblur "
+                                        "alone, lets g_blur and the fresh discriminators catch up "
+                                        "before they teach it", min=0)
 
 
 @dataclass
@@ -94,12 +98,14 @@ class GanSteps(ModelSteps):
     def translate(self, blurred: torch.Tensor, sharp: torch.Tensor,
                   blur: torch.Tensor | None = None) -> Translation:
         """Both generators forward (with gradients), the frozen discriminators' scores.
-        `blur`: what g_deblur is told of `blurred` (and of its re-blurred sharp partner)."""
+        `blur`: what g_deblur is told of `blurred`, and of its re-blurred sharp partner where
+        the data are paired (the same field); unpaired, g_blur's blur of another field is not
+        what was measured of `blurred`, so g_deblur is told nothing there."""
         n = blurred.shape[0]
         g_deblur, g_blur = self.net("g_deblur"), self.net("g_blur")
         fake_s, idt_s = g_deblur(torch.cat([self.told(blurred, blur), self.told(sharp, None)])).split(n)
         rec_b, fake_b, idt_b = g_blur(torch.cat([fake_s, sharp, blurred])).split(n)
-        rec_s = g_deblur(self.told(fake_b, blur))
+        rec_s = g_deblur(self.told(fake_b, blur if self.paired else None))
         score_s, feats = self.modules["d_sharp"](fake_s, features=True)
         return Translation(fake_sharp=fake_s, fake_blurred=fake_b, cycled_blurred=rec_b,
                            cycled_sharp=rec_s, same_sharp=idt_s, same_blurred=idt_b,
@@ -131,14 +137,15 @@ class GanSteps(ModelSteps):
         opt_g, opt_d = self.optimizers["g"], self.optimizers["d"]
 
         # ---- generators (discriminators frozen and used unwrapped: no DDP sync for them here)
-        self.set_requires_grad([d_sharp, d_blur], False)
+        held = step < int(self.w.get("hold_deblur_steps", 0))
+        self.set_requires_grad([d_sharp, d_blur] + ([self.modules["g_deblur"]] if held else []), False)
         opt_g.zero_grad(set_to_none=True)
         with self.precision.autocast():
             loss_g, terms, t = self.generator_objective(batch, step)
         self.precision.backward(loss_g)
         self.precision.clip_grad(opt_g, self._params("g_deblur", "g_blur"), self.grad_clip)
         self.precision.step(opt_g)
-        self.set_requires_grad([d_sharp, d_blur], True)
+        self.set_requires_grad([d_sharp, d_blur] + ([self.modules["g_deblur"]] if held else []), True)
         if t is None:
             # the discriminators wait: no gradients, so this changes nothing, but their LR
             # schedule (stepped by the Trainer) must not run ahead of an optimiser that never stepped
