@@ -9,11 +9,7 @@ the network learns to use the reading without trusting it blindly:
 
 * blurred regions: the true radius x a log-normal factor (sigma `ERROR_SIGMA`), with
   probability `FAR_OFF_SHARE` a factor of 0.4-2.5 instead; with probability `BLIND_SHARE`
-  nothing (0: the network must judge alone, as for a region that was not measured); a region
-  blurred under `MILD_BLUR_PX` is told nothing with probability `mild_blind` where that is
-  larger: the estimate calls most of those sharp (all eleven 1.5 px blurs of the training-split
-  tuning cases, 2 of the eleven 2.5 px ones, 3 of the 61 of 4 px or more), so "nothing" at
-  inference mostly means sharp or mildly blurred, and training can teach the network so;
+  nothing (0: the network must judge alone, as for a region that was not measured);
 * regions left sharp: 0, or with probability `SHARP_MISREAD_SHARE` a reading of 1.5-8 px.
 """
 
@@ -23,22 +19,17 @@ import numpy as np
 
 from core.blur_map import blur_value
 
-__all__ = ["told_blur", "ERROR_SIGMA", "FAR_OFF_SHARE", "BLIND_SHARE", "SHARP_MISREAD_SHARE",
-           "MILD_BLUR_PX"]
+__all__ = ["told_blur", "ERROR_SIGMA", "FAR_OFF_SHARE", "BLIND_SHARE", "SHARP_MISREAD_SHARE"]
 
 ERROR_SIGMA = 0.25
 FAR_OFF_SHARE = 0.05
 BLIND_SHARE = 0.12
 SHARP_MISREAD_SHARE = 0.25
-#: true radius (px, the region's median) under which `told_blur`'s `mild_blind` applies
-MILD_BLUR_PX = 2.0
 
 
-def told_blur(rng: np.random.Generator, blur_px: np.ndarray, mask: np.ndarray | None,
-              mild_blind: float = 0.0) -> np.ndarray:
+def told_blur(rng: np.random.Generator, blur_px: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """The blur channel (float32, as `core.blur_map.blur_value`) for a field whose true radius
-    map is `blur_px` and whose marked region is `mask` (> 0 inside); `mild_blind`: how often a
-    region blurred under `MILD_BLUR_PX` is told nothing (when above `BLIND_SHARE`)."""
+    map is `blur_px` and whose marked region is `mask` (> 0 inside)."""
     region = blur_px > 0 if mask is None else mask > 0
     if not (blur_px > 0).any():                      # the region was left sharp
         if rng.random() < SHARP_MISREAD_SHARE:
@@ -48,10 +39,7 @@ def told_blur(rng: np.random.Generator, blur_px: np.ndarray, mask: np.ndarray | 
     factor = float(np.exp(rng.normal(0.0, ERROR_SIGMA)))
     if rng.random() < FAR_OFF_SHARE:
         factor = float(np.exp(rng.uniform(np.log(0.4), np.log(2.5))))
-    blind = BLIND_SHARE
-    if mild_blind > blind and float(np.median(blur_px[blur_px > 0])) < MILD_BLUR_PX:
-        blind = mild_blind
-    if rng.random() < blind:
+    if rng.random() < BLIND_SHARE:
         return np.zeros(blur_px.shape, np.float32)
     r = np.where(blur_px > 0, np.maximum(blur_px * np.float32(factor), 0.5), 0.0)
     return blur_value(r)

@@ -253,8 +253,7 @@ def _datasets(cfg: dict[str, Any], paired: bool, degradation):
                              val_fraction=float(d["val_fraction"]), paired=paired_,
                              degradation=degradation, field=int(d["field"]) or None,
                              patches_per_field=int(d["patches_per_field"]),
-                             real_planes=real, real_share=float(d["real_share"]),
-                             mild_blind=float(d["mild_blind_share"]))
+                             real_planes=real, real_share=float(d["real_share"]))
 
     try:
         real = None

@@ -158,7 +158,7 @@ class _Grouped(Dataset):
     patches_per_field: int
 
     def _common(self, length: int, patch: int, seed: int, split: int, augment: bool | None,
-                blur_bias: float, mild_blind: float = 0.0) -> None:
+                blur_bias: float) -> None:
         """The settings every patch dataset has; augmentation defaults to on for training."""
         if patch < 8:
             raise ValueError("patch must be at least 8 pixels")
@@ -168,7 +168,6 @@ class _Grouped(Dataset):
         self.split = int(split)
         self.augment = (split == TRAIN) if augment is None else bool(augment)
         self.blur_bias = float(blur_bias)
-        self.mild_blind = float(mild_blind)      # `training.blur_told.told_blur`'s `mild_blind`
 
     def _setup(self, patches_per_field: int, cache_fields: int, max_overlap: float) -> None:
         if int(patches_per_field) < 1:
@@ -208,9 +207,9 @@ class PatchDataset(_Grouped):
 
     def __init__(self, source, length: int, *, patch: int = 128, seed: int = 0, split: int = TRAIN,
                  augment: bool | None = None, blur_bias: float = 0.85, patches_per_field: int = 1,
-                 cache_fields: int = 8, max_overlap: float = 0.25, mild_blind: float = 0.0) -> None:
+                 cache_fields: int = 8, max_overlap: float = 0.25) -> None:
         self.source = source
-        self._common(length, patch, seed, split, augment, blur_bias, mild_blind)
+        self._common(length, patch, seed, split, augment, blur_bias)
         self.has_mask = getattr(source, "has_mask", True)
         self._setup(patches_per_field, cache_fields, max_overlap)
 
@@ -231,8 +230,7 @@ class PatchDataset(_Grouped):
         blur = None
         if f.blur_px is not None:
             # what a blur channel is told, from its own seed stream: the patches stay as before
-            told = told_blur(item_rng(self.seed, self.split, index, stream=6), f.blur_px, f.mask,
-                             self.mild_blind)
+            told = told_blur(item_rng(self.seed, self.split, index, stream=6), f.blur_px, f.mask)
             blur = pad_to(told, self.patch)
         return blurred, sharp, (mask, blur), corners
 
@@ -275,11 +273,10 @@ class UnpairedDataset(_Grouped):
 
     def __init__(self, blurred_source, sharp_source, length: int, *, patch: int = 128, seed: int = 0,
                  split: int = TRAIN, augment: bool | None = None, blur_bias: float = 0.85,
-                 patches_per_field: int = 1, cache_fields: int = 8, max_overlap: float = 0.25,
-                 mild_blind: float = 0.0) -> None:
+                 patches_per_field: int = 1, cache_fields: int = 8, max_overlap: float = 0.25) -> None:
         self.blurred_source = blurred_source
         self.sharp_source = sharp_source
-        self._common(length, patch, seed, split, augment, blur_bias, mild_blind)
+        self._common(length, patch, seed, split, augment, blur_bias)
         self._setup(patches_per_field, cache_fields, max_overlap)
 
     def __len__(self) -> int:
@@ -306,7 +303,7 @@ class UnpairedDataset(_Grouped):
         if fb.blur_px is not None:
             # what a blur channel is told of the blurred field, from its own seed stream
             told = pad_to(told_blur(item_rng(self.seed, self.split, 2 * fi, stream=9), fb.blur_px,
-                                    fb.mask, self.mild_blind), self.patch)
+                                    fb.mask), self.patch)
         win_b = Windows(blurred, mask, self.patch)
         corners_b: list[tuple[int, int]] = []
         for _ in range(slots):
@@ -420,8 +417,8 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
                   val_fraction: float = 0.1, paired: bool = True, degradation: DefocusConfig | None = None,
                   field: int | None = None, train_length: int | None = None, val_length: int | None = None,
                   kinds: dict[str, float] | list[str] | None = None, patches_per_field: int | None = None,
-                  cache_fields: int = 8, real_planes: list | None = None, real_share: float = 0.5,
-                  mild_blind: float = 0.0) -> tuple[Dataset, Dataset]:
+                  cache_fields: int = 8, real_planes: list | None = None, real_share: float = 0.5
+                  ) -> tuple[Dataset, Dataset]:
     """Training and validation datasets for every trainer.
 
     Parameters
@@ -459,14 +456,11 @@ def make_datasets(data: str, blurred: str | None = None, *, patch: int = 128, se
         Real sharp planes (``training.real_splits.load_train_planes``) mixed into synthetic data:
         a share `real_share` of the fields is cut from them (magnified 0.5-2x, gamma changed)
         and blurred by the same simulator.
-    mild_blind
-        How often a blur channel is told nothing about a region blurred under
-        `training.blur_told.MILD_BLUR_PX` (``[data] mild_blind_share``; 0: as often as any other).
     """
     cfg = degradation or DefocusConfig()
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    common = dict(patch=patch, seed=seed, mild_blind=mild_blind)
+    common = dict(patch=patch, seed=seed)
     k_sim = PATCHES_PER_FIELD if patches_per_field is None else int(patches_per_field)
     k_real = 1 if patches_per_field is None else int(patches_per_field)
     sim_tr = dict(common, patches_per_field=k_sim, cache_fields=cache_fields)

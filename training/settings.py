@@ -56,10 +56,6 @@ class DataSection:
                                  "training split is mixed into synthetic data; \"\" = none")
     real_share: float = setting(0.5, "--real-share: share of the fields cut from the real pool",
                                 min=0.0, max=1.0)
-    mild_blind_share: float = setting(0.0, "a blur channel is told nothing about a region blurred "
-                                           "under 2 px this often (the blur estimate calls most "
-                                           "such regions sharp); 0 = as often as any other",
-                                      min=0.0, max=1.0)
 
 
 @dataclass
