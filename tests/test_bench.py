@@ -205,17 +205,21 @@ def test_a_declined_adaptation_counts_as_the_shipped_model_it_leaves_in_place():
 
 def test_trust_flags_on_improved_cases_say_how_many_are_sharp_regions_called_sharp():
     """'Already looks sharp' counts as a flag; the report says how many of the flagged improved
-    cases are regions that ARE sharp, so the figure can be read for what it is."""
+    cases are regions that ARE sharp, so the figure can be read for what it is, and counts the
+    real images alone, as the issue's targets do."""
     from training.bench_checks import checks_markdown, summarise_checks
 
-    base = {"model": "comi", "psnr_blurred": 30.0, "psnr": 33.0, "gain_db": 3.0}
+    base = {"model": "comi", "psnr_blurred": 30.0, "psnr": 33.0, "gain_db": 3.0, "source": "real val: x"}
     sharp = {"sharp_psnr_smoothed": 50.0, "sharp_detail_ratio": 1.0}
     rows = [{**base, "image": "sharp, called sharp", "flagged": True,
              "verdict": "already looks sharp", **sharp},
             {**base, "image": "mild, read as sharp", "flagged": True,
-             "verdict": "already looks sharp"},
+             "verdict": "already looks sharp", "source": "simulated: y"},
             {**base, "image": "blurred, consistent", "flagged": False,
-             "verdict": "consistent with the input"}]
+             "verdict": "consistent with the input"},
+            {**base, "image": "blurred, made worse", "flagged": True, "verdict": "check", "gain_db": -1.0}]
     (m,) = summarise_checks(rows)["models"]
     assert (m["helped"], m["helped_flagged"], m["helped_flagged_sharp"]) == (3, 2, 1)
-    assert any("2 of 3 (1 of them sharp regions" in line for line in checks_markdown(rows))
+    assert (m["real_helped"], m["real_helped_flagged"], m["real_worse"], m["real_worse_flagged"]) == (2, 1, 1, 1)
+    assert any("| 1 of 1 | 2 of 3 (1 of them sharp regions called \"already looks sharp\") | 1 of 1 | 1 of 2 |"
+               in line for line in checks_markdown(rows))
