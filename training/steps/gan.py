@@ -39,10 +39,6 @@ class GanLoss:
     identity: float = setting(5.0, "identity L1 weight (0.5 x cycle: Zhu et al.'s lambda_identity)",
                               min=0.0)
     pool_size: int = setting(50, "history of generated images shown to the discriminators", min=0)
-    hold_deblur_steps: int = setting(0, "first steps in which g_deblur does not learn: a run "
-                                        "started (--init) from a weights file, which holds g_deblur "
-                                        "alone, lets g_blur and the fresh discriminators catch up "
-                                        "before they teach it", min=0)
 
 
 @dataclass
@@ -137,15 +133,14 @@ class GanSteps(ModelSteps):
         opt_g, opt_d = self.optimizers["g"], self.optimizers["d"]
 
         # ---- generators (discriminators frozen and used unwrapped: no DDP sync for them here)
-        held = step < int(self.w.get("hold_deblur_steps", 0))
-        self.set_requires_grad([d_sharp, d_blur] + ([self.modules["g_deblur"]] if held else []), False)
+        self.set_requires_grad([d_sharp, d_blur], False)
         opt_g.zero_grad(set_to_none=True)
         with self.precision.autocast():
             loss_g, terms, t = self.generator_objective(batch, step)
         self.precision.backward(loss_g)
         self.precision.clip_grad(opt_g, self._params("g_deblur", "g_blur"), self.grad_clip)
         self.precision.step(opt_g)
-        self.set_requires_grad([d_sharp, d_blur] + ([self.modules["g_deblur"]] if held else []), True)
+        self.set_requires_grad([d_sharp, d_blur], True)
         if t is None:
             # the discriminators wait: no gradients, so this changes nothing, but their LR
             # schedule (stepped by the Trainer) must not run ahead of an optimiser that never stepped
