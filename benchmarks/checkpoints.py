@@ -7,7 +7,9 @@
 For choosing which checkpoint of a run to ship, on the VALIDATION split only (the test split
 is never used for a decision): one markdown row per file with, as `deblur bench --split val`
 reports them, the real-image group (mean gain over the blurred input, worst case, harm rate),
-the simulated-specimen group, the gain over Richardson-Lucy with the true PSF, the "none"
+the simulated-specimen group, fields like the shipped nuclei sample (`--sample-like`: the blur
+varies inside their regions; the sample is the first thing a user restores), the gain over
+Richardson-Lucy with the true PSF (real and simulated specimens), the "none"
 cases (a sharp region marked as blurred: worst smoothed PSNR against the input, worst
 fine-detail ratio), and the worst invented structure on the empty-region cases (RMS error
 multiple of the input's, largest blotch in % of range); then the gain per case. Every file
@@ -24,7 +26,8 @@ from core.cli.predict import model_params
 from core.models.registry import get_entry
 from core.models.weights import WeightsError, load_weights
 from training.bench import run_empty, run_quality, summarise, summarise_groups
-from training.bench_cases import make_cases, make_empty_cases, make_real_cases
+from training.bench_cases import SAMPLE_LIKE, case_group, make_cases, make_empty_cases, \
+    make_real_cases, make_sample_like_cases
 from training.bench_checks import summarise_checks
 
 
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-cache", type=Path, help="the cache of python -m training.real_images "
                    "(its validation split); without it, simulated specimens only")
     p.add_argument("--synthetic", type=int, default=8, help="held-out simulated specimens")
+    p.add_argument("--sample-like", type=int, default=8, metavar="N",
+                   help="simulated fields like the shipped nuclei sample (its blur varies inside "
+                        "the region); 0 = none")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps for diffusion models")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a model setting, e.g. orientations=8")
@@ -52,21 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     entry = get_entry(models.pop())
     params = model_params(args)
     # scikit-image's images belong to the test split: never here
-    cases = make_cases(args.synthetic, 256, 0, None, False)
+    cases = make_cases(args.synthetic, 256, 0, None, False) + make_sample_like_cases(args.sample_like)
     if args.real_cache is not None:
         cases += make_real_cases("val", args.real_cache)
     empty = make_empty_cases()
     print("| weights | trained steps | real: gain | real: worst | real: harm | simulated: gain | "
-          "vs RL (true PSF) | none: smoothed PSNR | none: detail x | empty: RMS x | empty: blotch % | "
-          + " | ".join(c.name for c in cases) + " |")
-    print("|---" * (11 + len(cases)) + "|")
+          "sample-like: gain | vs RL (true PSF) | none: smoothed PSNR | none: detail x | "
+          "empty: RMS x | empty: blotch % | " + " | ".join(c.name for c in cases) + " |")
+    print("|---" * (12 + len(cases)) + "|")
     for path, card in zip(args.weights, cards):
         rows = run_quality(cases, [entry], device=args.device, params=params,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
-        (s,) = summarise(rows)
+        # the older columns keep their cases: the sample-like fields are a group of their own
+        main_rows = [r for r in rows if case_group(r["source"]) != SAMPLE_LIKE]
+        (s,) = summarise(main_rows)
         groups = {g["group"]: g for g in summarise_groups(rows)}
         real, sim = groups.get("real microscopy"), groups.get("simulated specimens")
-        (c,) = summarise_checks(rows)["models"]
+        like = groups.get(SAMPLE_LIKE)
+        (c,) = summarise_checks(main_rows)["models"]
         e_rows = run_empty(empty, [entry], device=args.device, params=params,
                            weights={entry.name: path}, log=lambda s: print(s, file=sys.stderr))
         steps = card.get("training", {}).get("steps", "?")
@@ -75,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         none_cols = (f"{c['sharp_worst_psnr_smoothed']:.1f} dB | {c['sharp_worst_detail_ratio']:.2f}"
                      if "sharp_cases" in c else "n/a | n/a")
         sim_col = f"{sim['gain_db']:+.2f} dB" if sim else "n/a"
-        print(f"| {path.name} | {steps} | {real_cols} | {sim_col} | "
+        like_col = f"{like['gain_db']:+.2f} dB" if like else "n/a"
+        print(f"| {path.name} | {steps} | {real_cols} | {sim_col} | {like_col} | "
               f"{s['gain_over_rl_oracle_db']:+.2f} dB | {none_cols} | "
               f"{max(r['rms_ratio'] for r in e_rows):.2f} | {max(r['blotch_pct'] for r in e_rows):.1f} | "
               + " | ".join(f"{r['gain_db']:+.2f}" for r in rows) + " |", flush=True)

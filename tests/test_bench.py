@@ -214,7 +214,7 @@ def test_trust_flags_on_improved_cases_say_how_many_are_sharp_regions_called_sha
     rows = [{**base, "image": "sharp, called sharp", "flagged": True,
              "verdict": "already looks sharp", **sharp},
             {**base, "image": "mild, read as sharp", "flagged": True,
-             "verdict": "already looks sharp", "source": "simulated: y"},
+             "verdict": "already looks sharp", "source": "held-out specimen"},
             {**base, "image": "blurred, consistent", "flagged": False,
              "verdict": "consistent with the input"},
             {**base, "image": "blurred, made worse", "flagged": True, "verdict": "check", "gain_db": -1.0}]
@@ -223,3 +223,20 @@ def test_trust_flags_on_improved_cases_say_how_many_are_sharp_regions_called_sha
     assert (m["real_helped"], m["real_helped_flagged"], m["real_worse"], m["real_worse_flagged"]) == (2, 1, 1, 1)
     assert any("| 1 of 1 | 2 of 3 (1 of them sharp regions called \"already looks sharp\") | 1 of 1 | 1 of 2 |"
                in line for line in checks_markdown(rows))
+
+def test_sample_like_cases_are_fields_like_the_shipped_sample_with_their_own_group():
+    """The shipped nuclei sample is seed 2024 of the same maker (bit for bit), and the fields
+    like it blur more deep inside the region than at its edge, as the sample does."""
+    import tifffile
+
+    from training.bench_cases import SAMPLE_LIKE, case_group, make_sample_like_cases
+    from training.make_samples import SAMPLES, nuclei_field
+
+    shipped = tifffile.imread(SAMPLES / "nuclei_blurred.tif")
+    assert np.array_equal(np.clip(np.rint(nuclei_field(2024)["blurred"]), 0, 65535).astype(np.uint16), shipped)
+    (case,) = make_sample_like_cases(1)
+    assert case.source == SAMPLE_LIKE and case_group(case.source) == SAMPLE_LIKE
+    depth = nuclei_field(1)["depth"]
+    assert case.region.sum() == (depth > 0).sum() and 0 < depth[case.region].min() < depth.max()
+    assert np.array_equal(case.blurred[~case.region], nuclei_field(1)["sharp"][~case.region])
+    assert 10 < case.radius_px < 13

@@ -43,7 +43,7 @@ from core.metrics import psnr, ssim
 from core.models.classical import RichardsonLucy
 from core.models.registry import ModelEntry, check_params, list_entries, load_model
 from core.roi import Rect, RoiSet, roi_mask
-from training.bench_cases import (BENCH_SEED_BASE, BenchCase, make_cases, make_empty_cases,
+from training.bench_cases import (BENCH_SEED_BASE, BenchCase, case_group, make_cases, make_empty_cases,
                                   make_real_cases)
 from training.bench_checks import adapt_row, check_row, checks_markdown, summarise_checks
 
@@ -253,11 +253,6 @@ def run_speed(entries: list[ModelEntry], *, device: str = "cpu", size: int = 204
 
 #: a case counts as made worse when the model loses more than this (dB) against the input
 HARM_DB = 0.5
-
-
-def case_group(source: str) -> str:
-    """The group a case is reported in: our simulated specimens, or real microscopy."""
-    return "simulated specimens" if source.startswith("held-out specimen") else "real microscopy"
 
 
 def summarise(rows: list[dict]) -> list[dict]:

@@ -19,7 +19,7 @@ from training.real_splits import BENCH_SIZE, REAL_SCALES, VAL_SOURCES, bench_pla
 
 __all__ = ["BenchCase", "make_cases", "make_empty_cases", "make_real_cases", "make_train_cases",
            "make_train_sharp_cases", "split_of", "VAL_SOURCES", "REAL_BLURS", "TRAIN_BLURS", "REAL_SCALES", "BENCH_RADII",
-           "BENCH_SEED_BASE", "EMPTY_LEVELS"]
+           "BENCH_SEED_BASE", "EMPTY_LEVELS", "SAMPLE_LIKE", "make_sample_like_cases", "case_group"]
 
 #: blur radii (px) of the benchmark's defocused regions: mild, moderate, strong, very strong
 BENCH_RADII = (3.0, 6.0, 10.0, 16.0)
@@ -147,6 +147,41 @@ def make_cases(n_synthetic: int = 8, size: int = 256, seed: int = 0, data: Path 
         rng = np.random.default_rng(BENCH_SEED_BASE + seed * 1000 + 500 + i)
         cases.append(_degrade_case(name, src, arr, rng, i))
         i += 1
+    return cases
+
+
+#: the source of `make_sample_like_cases` (its own group in the bench: `case_group`)
+SAMPLE_LIKE = "sample-like nuclei"
+
+
+def case_group(source: str) -> str:
+    """The group a case is reported in: our simulated specimens, fields like the nuclei sample,
+    or real microscopy."""
+    if source == SAMPLE_LIKE:
+        return SAMPLE_LIKE
+    return "simulated specimens" if source.startswith("held-out specimen") else "real microscopy"
+
+
+def make_sample_like_cases(n: int = 8) -> list[BenchCase]:
+    """`n` simulated fields like the shipped nuclei sample (`training.make_samples.nuclei_field`,
+    seeds 1..n; the sample itself is seed 2024): dense DAPI nuclei at 20x / 0.75, defocused up
+    to 4 um (about 11.5 px) inside a region whose 40 px edge ramps the defocus from 0. Unlike the
+    other cases the blur varies inside the region, as a tilted specimen's does; these are the
+    first thing a user restores, and a checkpoint that does them harm must be seen
+    (`benchmarks/checkpoints.py`). The target is the noise-free field."""
+    from core.psf import effective_blur_radius_px
+    from training.make_samples import NUCLEI_DEFOCUS_UM, NUCLEI_OPTICS, nuclei_field
+
+    o = NUCLEI_OPTICS
+    kw = dict(na=o.na, wavelength_um=o.wavelength_um, n_medium=o.n_medium, pixel_um=o.pixel_um)
+    psf, radius = (defocus_psf(NUCLEI_DEFOCUS_UM, **kw),
+                   effective_blur_radius_px(NUCLEI_DEFOCUS_UM, **kw))
+    cases = []
+    for seed in range(1, n + 1):
+        f = nuclei_field(seed)
+        cases.append(BenchCase(f"nuclei-like-{seed}", SAMPLE_LIKE, f["clean"].astype(np.float32),
+                               f["blurred"].astype(np.float32), f["depth"] > 0, f["rois"], psf,
+                               float(radius), {"defocus_um": NUCLEI_DEFOCUS_UM}))
     return cases
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from core.adaptation import AdaptError, AdaptSettings, adapt
 from core.engine import restore
 from core.trust import region_checks
-from training.bench_cases import BenchCase
+from training.bench_cases import BenchCase, case_group
 
 __all__ = ["check_row", "adapt_row", "sharp_region_row", "summarise_checks", "checks_markdown",
            "TRUST_FLAGS", "SHARP_MIN_PSNR", "SHARP_MAX_DETAIL"]
@@ -136,7 +136,7 @@ def summarise_checks(rows: list[dict]) -> dict[str, Any]:
 
 
 def _real(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if str(r.get("source", "")).startswith("real")]
+    return [r for r in rows if case_group(str(r.get("source", ""))) == "real microscopy"]
 
 
 def checks_markdown(rows: list[dict]) -> list[str]:

@@ -47,19 +47,35 @@ def _camera(x: np.ndarray, rng: np.random.Generator, photons: float, read: float
     return offset + gain * photons * defocus.add_noise(x, rng, photons, read)
 
 
-def make_nuclei(out: Path, seed: int = 2024) -> None:
+#: the nuclei sample's optics (20x / 0.75 air, DAPI) and pixel size (um)
+NUCLEI_OPTICS = Optics(na=0.75, wavelength_um=0.46, n_medium=1.0, pixel_um=0.325)
+#: its deepest defocus (um), reached inside the region beyond its 40 px feathered edge
+NUCLEI_DEFOCUS_UM = 4.0
+
+
+def nuclei_field(seed: int) -> dict:
+    """One field like the nuclei sample, in camera counts: the noise-free truth ("clean"), the
+    sharp and the locally blurred camera images ("sharp", "blurred": bit-identical outside the
+    region), the region ("rois", "depth" in um). Seed 2024 is the shipped sample; other seeds
+    make more of its kind for `training.bench_cases.make_sample_like_cases`."""
     rng = np.random.default_rng(seed)
-    px = 0.325
-    x = synth.nuclei(512, rng, pixel_um=px, density=0.85, mitotic_fraction=0.03)
-    optics = Optics(na=0.75, wavelength_um=0.46, n_medium=1.0, pixel_um=px)
+    optics = NUCLEI_OPTICS
+    x = synth.nuclei(512, rng, pixel_um=optics.pixel_um, density=0.85, mitotic_fraction=0.03)
     rois = _region(rng, x.shape, 40.0)
-    depth = 4.0 * roi_mask(rois, x.shape)
+    depth = NUCLEI_DEFOCUS_UM * roi_mask(rois, x.shape)
     xb = defocus.blur_with_depth(x, depth, psf_function("widefield", optics), levels=8)
     photons, read, offset, gain = 400.0, 2.0, 100.0, 8000.0 / 400.0
     sharp = _camera(x, rng, photons, read, offset, gain)
     blurred_in = _camera(xb, rng, photons, read, offset, gain)
     inside = depth > 0
-    blurred = np.where(inside, blurred_in, sharp)
+    return {"clean": offset + gain * photons * x, "sharp": sharp,
+            "blurred": np.where(inside, blurred_in, sharp), "rois": rois, "depth": depth}
+
+
+def make_nuclei(out: Path, seed: int = 2024) -> None:
+    f = nuclei_field(seed)
+    px = NUCLEI_OPTICS.pixel_um
+    sharp, blurred, rois, inside = f["sharp"], f["blurred"], f["rois"], f["depth"] > 0
     sharp16 = np.clip(np.rint(sharp), 0, 65535).astype(np.uint16)
     blurred16 = np.where(inside, np.clip(np.rint(blurred), 0, 65535), sharp16).astype(np.uint16)
     meta = {"description": "deblur sample: synthetic DAPI nuclei, 20x/0.75 widefield (made by "
@@ -67,7 +83,7 @@ def make_nuclei(out: Path, seed: int = 2024) -> None:
     write_image(out / "nuclei_sharp.tif", Image(sharp16, "YX", pixel_size=(px, px), metadata=dict(meta)),
                 overwrite=True)
     meta["description"] += f"; locally defocused up to 4 um (blur radius " \
-                           f"{effective_blur_radius_px(4.0, na=0.75, wavelength_um=0.46, pixel_um=px):.1f} px)"
+                           f"{effective_blur_radius_px(NUCLEI_DEFOCUS_UM, na=0.75, wavelength_um=0.46, pixel_um=px):.1f} px)"
     write_image(out / "nuclei_blurred.tif", Image(blurred16, "YX", pixel_size=(px, px), metadata=meta),
                 overwrite=True)
     save_rois(out / "nuclei_blurred.roi.json", rois)
