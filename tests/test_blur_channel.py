@@ -99,6 +99,28 @@ def test_a_network_given_the_channel_computes_what_it_did_until_it_trains(tmp_pa
         assert torch.allclose(y, old(x), atol=1e-6)
 
 
+def test_a_network_without_the_channel_started_from_one_with_it_computes_what_it_does_told_nothing(tmp_path):
+    """The DDPM's predictor (no blur channel) can start from a COMI told the blur: it then
+    computes what that COMI computes for a region that was not measured."""
+    from core.models.generators import make_generator
+    from training.config import load_config
+    from training.steps import Precision, build_steps
+
+    cfg = load_config("ddpm", "tiny")
+    told = make_generator(**cfg["model"]["predictor"], blur_channel=True)
+    for p in told.parameters():
+        p.data.normal_(0, 0.1)
+    path = save_weights(tmp_path / "comi.safetensors", told.state_dict(), make_card("comi", told))
+    plain = make_generator(**cfg["model"]["predictor"])
+    assert load_weights_into([plain], path)["blur_channel_dropped_from"] == told.config
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.allclose(plain(x), told(torch.cat([x, torch.zeros_like(x)], 1)), atol=1e-6)
+    cfg["diffusion"]["predictor_init"] = str(path)
+    cpu = torch.device("cpu")
+    steps = build_steps("ddpm", cfg, cpu, Precision(cpu, False))
+    assert torch.allclose(steps.modules["ddpm"].predictor(x), plain(x), atol=1e-6)
+
+
 def test_the_training_tells_the_true_blur_with_the_estimates_kind_of_errors():
     yy, xx = np.mgrid[:64, :64]
     mask = ((yy - 32) ** 2 + (xx - 32) ** 2 < 400).astype(np.float32)

@@ -406,7 +406,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record["started_from"] = {"file": init, "model": init_card.get("model"),
                                   "training": init_card.get("training", {}),
                                   "validation": init_card.get("validation", {})}
-        for key in ("widened_from", "blur_channel_added_to"):
+        for key in ("widened_from", "blur_channel_added_to", "blur_channel_dropped_from"):
             if key in init_card:
                 record["started_from"][key] = init_card[key]
         if info.is_main and not args.quiet:

@@ -22,7 +22,8 @@ from torch import nn
 
 from core.models.unet_generator import UNetGenerator
 
-__all__ = ["can_widen", "widen_unet", "can_add_blur_channel", "add_blur_channel"]
+__all__ = ["can_widen", "widen_unet", "can_add_blur_channel", "add_blur_channel",
+           "can_drop_blur_channel", "drop_blur_channel"]
 
 
 def can_widen(src: nn.Module, dst: nn.Module) -> bool:
@@ -100,4 +101,22 @@ def add_blur_channel(src: UNetGenerator, dst: UNetGenerator) -> None:
             w = torch.zeros_like(own[k])
             w[:, :v.shape[1]] = v
             state[k] = w
+    dst.load_state_dict(state)
+
+
+def can_drop_blur_channel(src: nn.Module, dst: nn.Module) -> bool:
+    """True if `dst` is `src`'s U-Net without its blur channel (e.g. the DDPM's predictor
+    started from a COMI that takes one)."""
+    return can_add_blur_channel(dst, src)
+
+
+def drop_blur_channel(src: UNetGenerator, dst: UNetGenerator) -> None:
+    """Load `src` into `dst`, which reads no blur channel: the first convolution's weights on
+    that channel are left out. A network told 0 gets nothing through them, so `dst` computes
+    exactly what `src` computes when told nothing (a region that was not measured)."""
+    state = src.state_dict()
+    own = dst.state_dict()
+    for k, v in state.items():
+        if own[k].shape != v.shape:             # the first convolution's input channels
+            state[k] = v[:, :own[k].shape[1]].clone()
     dst.load_state_dict(state)

@@ -34,7 +34,8 @@ from core.devices import autocast_context
 from core.models.registry import get_entry, load_network
 from core.models.weights import WeightsError
 from training.schedules import lr_lambda
-from training.widen import add_blur_channel, can_add_blur_channel, can_widen, widen_unet
+from training.widen import (add_blur_channel, can_add_blur_channel, can_drop_blur_channel, can_widen,
+                            drop_blur_channel, widen_unet)
 
 __all__ = ["Precision", "ModelSteps", "load_weights_into"]
 
@@ -94,7 +95,9 @@ def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
     level than the file's is loaded widened (`training.widen`: it starts out computing exactly
     what the file's network computes); the returned card then says ``widened_from``. Likewise
     one built with a blur channel (``core.blur_map``) where the file's has none: the card then
-    says ``blur_channel_added_to``.
+    says ``blur_channel_added_to``; and the other way round (the DDPM's predictor from a COMI
+    told the blur: it then computes what the file's network computes when told nothing), the
+    card says ``blur_channel_dropped_from``.
     """
     src, card = load_network(path)
     for net in nets:
@@ -106,6 +109,10 @@ def load_weights_into(nets: list[nn.Module], path: str | Path) -> dict:
         if can_add_blur_channel(src, net):
             add_blur_channel(src, net)
             card = {**card, "blur_channel_added_to": have}
+            continue
+        if can_drop_blur_channel(src, net):
+            drop_blur_channel(src, net)
+            card = {**card, "blur_channel_dropped_from": have}
             continue
         if type(src) is not type(net) or want != have:
             diff = ", ".join(f"{k} {have.get(k)!r} (here: {want.get(k)!r})"
