@@ -169,13 +169,11 @@ def make_sample_like_cases(n: int = 8) -> list[BenchCase]:
     other cases the blur varies inside the region, as a tilted specimen's does; these are the
     first thing a user restores, and a checkpoint that does them harm must be seen
     (`benchmarks/checkpoints.py`). The target is the noise-free field."""
-    from core.psf import effective_blur_radius_px
-    from training.make_samples import NUCLEI_DEFOCUS_UM, NUCLEI_OPTICS, nuclei_field
+    from core.psf import psf_function
+    from training.make_samples import NUCLEI_DEFOCUS_UM, NUCLEI_OPTICS, nuclei_blur_radius_px, nuclei_field
 
-    o = NUCLEI_OPTICS
-    kw = dict(na=o.na, wavelength_um=o.wavelength_um, n_medium=o.n_medium, pixel_um=o.pixel_um)
-    psf, radius = (defocus_psf(NUCLEI_DEFOCUS_UM, **kw),
-                   effective_blur_radius_px(NUCLEI_DEFOCUS_UM, **kw))
+    psf = psf_function("widefield", NUCLEI_OPTICS)(NUCLEI_DEFOCUS_UM)
+    radius = nuclei_blur_radius_px()
     cases = []
     for seed in range(1, n + 1):
         f = nuclei_field(seed)

@@ -53,6 +53,13 @@ NUCLEI_OPTICS = Optics(na=0.75, wavelength_um=0.46, n_medium=1.0, pixel_um=0.325
 NUCLEI_DEFOCUS_UM = 4.0
 
 
+def nuclei_blur_radius_px() -> float:
+    """The nuclei sample's deepest blur radius (px), as its file's description states it."""
+    o = NUCLEI_OPTICS
+    return effective_blur_radius_px(NUCLEI_DEFOCUS_UM, na=o.na, wavelength_um=o.wavelength_um,
+                                    n_medium=o.n_medium, pixel_um=o.pixel_um)
+
+
 def nuclei_field(seed: int) -> dict:
     """One field like the nuclei sample, in camera counts: the noise-free truth ("clean"), the
     sharp and the locally blurred camera images ("sharp", "blurred": bit-identical outside the
@@ -82,8 +89,8 @@ def make_nuclei(out: Path, seed: int = 2024) -> None:
                            "training/make_samples.py)"}
     write_image(out / "nuclei_sharp.tif", Image(sharp16, "YX", pixel_size=(px, px), metadata=dict(meta)),
                 overwrite=True)
-    meta["description"] += f"; locally defocused up to 4 um (blur radius " \
-                           f"{effective_blur_radius_px(NUCLEI_DEFOCUS_UM, na=0.75, wavelength_um=0.46, pixel_um=px):.1f} px)"
+    meta["description"] += (f"; locally defocused up to {NUCLEI_DEFOCUS_UM:g} um (blur radius "
+                            f"{nuclei_blur_radius_px():.1f} px)")
     write_image(out / "nuclei_blurred.tif", Image(blurred16, "YX", pixel_size=(px, px), metadata=meta),
                 overwrite=True)
     save_rois(out / "nuclei_blurred.roi.json", rois)

@@ -94,14 +94,7 @@ def add_blur_channel(src: UNetGenerator, dst: UNetGenerator) -> None:
     """Load `src` into `dst`, whose first convolution reads one more channel (the blur): its
     weights there start at 0, so `dst` starts out computing exactly what `src` computes,
     whatever it is told, and learns from the first step how to use what it is told."""
-    state = src.state_dict()
-    own = dst.state_dict()
-    for k, v in state.items():
-        if own[k].shape != v.shape:             # the first convolution's input channels
-            w = torch.zeros_like(own[k])
-            w[:, :v.shape[1]] = v
-            state[k] = w
-    dst.load_state_dict(state)
+    _load_first_conv_fitted(src, dst)
 
 
 def can_drop_blur_channel(src: nn.Module, dst: nn.Module) -> bool:
@@ -114,9 +107,18 @@ def drop_blur_channel(src: UNetGenerator, dst: UNetGenerator) -> None:
     """Load `src` into `dst`, which reads no blur channel: the first convolution's weights on
     that channel are left out. A network told 0 gets nothing through them, so `dst` computes
     exactly what `src` computes when told nothing (a region that was not measured)."""
+    _load_first_conv_fitted(src, dst)
+
+
+def _load_first_conv_fitted(src: nn.Module, dst: nn.Module) -> None:
+    """Load `src` into `dst`, where only the first convolution's input channels differ: the
+    channels both read are copied, one more in `dst` gets weights 0, one fewer is left out."""
     state = src.state_dict()
     own = dst.state_dict()
     for k, v in state.items():
         if own[k].shape != v.shape:             # the first convolution's input channels
-            state[k] = v[:, :own[k].shape[1]].clone()
+            w = torch.zeros_like(own[k])
+            n = min(v.shape[1], w.shape[1])
+            w[:, :n] = v[:, :n]
+            state[k] = w
     dst.load_state_dict(state)
